@@ -1,0 +1,72 @@
+"""Radar sensors: precomputed distance-to-grass maps, one per heading the car can have.
+
+The car turns in whole steps of ``TURN_DEGREES`` (15), so its heading is always one of
+``NUM_HEADINGS`` (24) directions, and so is every radar beam (-60, -30, 0, 30, 60 degrees are -4, -2,
+0, 2 and 4 such steps). For each direction and each asphalt pixel the distance to the first grass along
+the beam is measured once per track; a reading during the race is then a single array look-up.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .tracks import Track
+
+TURN_DEGREES = 15.0
+"""Degrees the car turns in a step, and the spacing of the headings it can have."""
+NUM_HEADINGS = round(360 / TURN_DEGREES)
+RADAR_ANGLES = (-60.0, -30.0, 0.0, 30.0, 60.0)
+"""Radar directions in degrees from the heading; negative is clockwise (the car's right)."""
+RADAR_OFFSETS = np.array([round(a / TURN_DEGREES) for a in RADAR_ANGLES], dtype=np.int64)
+RADAR_RANGE = 200.0
+"""Longest radar reading, in pixels."""
+RADAR_SAMPLE = 5.0
+"""Spacing of the samples along a beam while the maps are measured, in pixels."""
+
+_ANGLES = np.radians(np.arange(NUM_HEADINGS) * TURN_DEGREES)
+HEADING_X = np.cos(_ANGLES)
+"""Screen x component of the unit vector of each heading index (0 = east, counter-clockwise)."""
+HEADING_Y = -np.sin(_ANGLES)
+"""Screen y component (y grows downwards) of the unit vector of each heading index."""
+
+
+def heading_index(radians: float) -> int:
+    """The nearest heading index (0..23) to an angle in radians, counter-clockwise on screen."""
+    return round(float(np.degrees(radians)) / TURN_DEGREES) % NUM_HEADINGS
+
+
+@lru_cache(maxsize=16)
+def radar_maps(track: Track) -> np.ndarray:
+    """(NUM_HEADINGS, H, W) uint8: distance in whole pixels from each pixel centre to the first grass
+    along each heading, capped at ``RADAR_RANGE``; 0 on grass."""
+    w, h = track.size
+    margin_grid = (track.half_width - track.center_distance).astype(np.float32).ravel()
+    iy, ix = np.nonzero(track.asphalt)
+    cx = ix.astype(np.float32) + 0.5
+    cy = iy.astype(np.float32) + 0.5
+    samples = np.arange(RADAR_SAMPLE, RADAR_RANGE + RADAR_SAMPLE / 2, RADAR_SAMPLE, dtype=np.float32)
+    maps = np.zeros((NUM_HEADINGS, h, w), dtype=np.uint8)
+    for k in range(NUM_HEADINGS):
+        ux, uy = np.float32(HEADING_X[k]), np.float32(HEADING_Y[k])
+        distance = np.full(len(cx), RADAR_RANGE, dtype=np.float32)
+        active = np.arange(len(cx))  # beams that have not met grass yet
+        previous = margin_grid[iy * w + ix]  # margin at the last sample (> 0: on asphalt)
+        for t in samples:
+            px = np.clip(cx[active] + ux * t, 0, w - 1).astype(np.int32)
+            py = np.clip(cy[active] + uy * t, 0, h - 1).astype(np.int32)
+            margin = margin_grid[py * w + px]
+            hit = margin < 0
+            if hit.any():
+                m0, m1 = previous[hit], margin[hit]
+                distance[active[hit]] = t - RADAR_SAMPLE + RADAR_SAMPLE * m0 / (m0 - m1)
+                keep = ~hit
+                active, previous = active[keep], margin[keep]
+                if not len(active):
+                    break
+            else:
+                previous = margin
+        maps[k, iy, ix] = np.clip(np.rint(distance), 0, RADAR_RANGE).astype(np.uint8)
+    maps.setflags(write=False)
+    return maps

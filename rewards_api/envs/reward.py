@@ -1,0 +1,271 @@
+"""User reward functions: loading them from source, calling them for many cars, and clear errors.
+
+A reward function is Python source that defines ``reward_function(params) -> number``. ``params`` is a
+plain ``dict`` with these keys (pixels and degrees; ``y`` grows *downwards*, as in the track image):
+
+=========================  ==========================================================================
+key                        value
+=========================  ==========================================================================
+``is_alive``               ``bool``: the car is still on the asphalt after this step
+``observation``            ``list`` of 5 ``float``: radar distances (px, 0-200) at -60, -30, 0, 30 and
+                           60 degrees from the heading (negative angles are to the car's right)
+``radars``                 the same list as ``observation`` (the original API's name)
+``direction``              ``int``: the action just taken, -1 turn left, 1 turn right, 0 straight on
+``rotational_velocity``    ``float``: degrees the car turns in a step when it turns (15)
+``steering_angle``         ``float``: this step's steering in degrees, +15 left, -15 right, 0 straight
+``car_location``           ``tuple`` ``(x, y)``: the car's position in pixels
+``x``, ``y``               ``float``: the car's position in pixels from the image's top-left corner
+``heading``                ``float``: degrees in (-180, 180], counter-clockwise on screen, 0 = right
+``speed``                  ``float``: pixels the car moves in a step (10)
+``progress``               ``float``: percent of the lap completed, 0-100
+``steps``                  ``int``: steps taken in this episode, this one included
+``distance_from_center``   ``float``: pixels from the centre line of the track
+``track_width``            ``float``: width of the asphalt in pixels
+``is_left_of_center``      ``bool``: the car is left of the centre line (seen in its direction of travel)
+``is_offtrack``            ``bool``: the car has left the asphalt (the opposite of ``is_alive``)
+``closest_waypoints``      ``list`` ``[previous, next]``: indices into ``waypoints`` around the car
+``waypoints``              ``tuple`` of ``(x, y)``: the centre line, every 5 px, from the start line on
+``track_length``           ``float``: length of a lap along the centre line, in pixels
+=========================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import itertools
+import linecache
+import math
+import numbers
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+PARAM_KEYS: tuple[str, ...] = (
+    "is_alive", "observation", "radars", "direction", "rotational_velocity", "steering_angle",
+    "car_location", "x", "y", "heading", "speed", "progress", "steps", "distance_from_center",
+    "track_width", "is_left_of_center", "is_offtrack", "closest_waypoints", "waypoints",
+    "track_length",
+)
+"""Every key of the ``params`` dict given to a reward function."""
+
+DEFAULT_REWARD_SOURCE = '''def reward_function(params):
+    """+1 for every step the car stays on the track."""
+    if params["is_alive"]:
+        return 1
+    return 0
+'''
+"""The original UI's starting reward function, as source text."""
+
+RewardCallable = Callable[[dict[str, Any]], Any]
+_counter = itertools.count(1)
+
+
+class RewardFunctionError(ValueError):
+    """A reward function could not be loaded, raised an exception, or returned a bad value.
+
+    ``problem`` says what went wrong; ``line`` and ``code`` point at the user's line when known.
+    """
+
+    def __init__(self, problem: str, line: int | None = None, code: str | None = None) -> None:
+        self.problem = problem
+        self.line = line
+        self.code = code
+        where = ""
+        if line is not None:
+            where = f" (line {line}" + (f": {code}" if code else "") + ")"
+        super().__init__(f"reward_function: {problem}{where}")
+
+
+class RewardFunction:
+    """A loaded reward function: the callable, its source text (if any) and batched calling."""
+
+    def __init__(self, fn: RewardCallable, source: str | None = None) -> None:
+        self.fn = fn
+        self.source = source
+        code = getattr(fn, "__code__", None)
+        self._filename = code.co_filename if code is not None else None
+
+    def __call__(self, params: dict[str, Any]) -> float:
+        return float(self.batch([params])[0])
+
+    def batch(self, params_list: Sequence[dict[str, Any]]) -> np.ndarray:
+        """Call the function once per params dict; return the rewards as a float64 array.
+
+        Raises :class:`RewardFunctionError` naming the problem and the user's line.
+        """
+        fn = self.fn
+        try:
+            results = [fn(p) for p in params_list]
+        except Exception as exc:  # the user's code may raise anything
+            raise self._raised(exc) from exc
+        if set(map(type, results)) <= {int, float}:
+            try:
+                rewards = np.array(results, dtype=np.float64)
+            except OverflowError:
+                rewards = None
+            if rewards is not None and np.isfinite(rewards).all():
+                return rewards
+        return np.array(
+            [self._checked(r, p) for r, p in zip(results, params_list, strict=True)], dtype=np.float64
+        )
+
+    def _checked(self, value: Any, params: dict[str, Any]) -> float:
+        """The reward as a float, or a RewardFunctionError saying why it is not a usable number."""
+        if isinstance(value, numbers.Real):
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if math.isfinite(number):
+                return number
+            problem = f"returned {_short(value)}: a reward must be a finite number, not NaN or infinity"
+        else:
+            problem = (
+                f"returned {_short(value)} (a {type(value).__name__}): it must return a number, "
+                "such as `return 1.0`"
+            )
+        problem += f", at step {params.get('steps', '?')}"
+        line = _return_line(self.fn, params)
+        raise RewardFunctionError(problem, line, _quote(self._filename, line))
+
+    def _raised(self, exc: Exception) -> RewardFunctionError:
+        return _error_from_exception(exc, self._filename)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def _quote(filename: str | None, line: int | None) -> str | None:
+    """The text of the user's ``line``, stripped, when it is known."""
+    if filename is None or line is None:
+        return None
+    return linecache.getline(filename, line).strip() or None
+
+
+def _error_from_exception(exc: Exception, filename: str | None) -> RewardFunctionError:
+    """A RewardFunctionError for an exception, pointing at the deepest line of the user's code."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    problem = f"raised {type(exc).__name__}: {exc}"
+    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str):
+        close = difflib.get_close_matches(exc.args[0], PARAM_KEYS, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"its keys are: {', '.join(PARAM_KEYS)}"
+        problem += f" (params has no such key; {hint})"
+    return RewardFunctionError(problem, line, _quote(filename, line))
+
+
+def _return_line(fn: RewardCallable, params: dict[str, Any]) -> int | None:
+    """Line of the ``return`` that ``fn(params)`` leaves through, found by tracing one more call."""
+    target = getattr(fn, "__code__", None)
+    if target is None:
+        return None
+    line: int | None = None
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal line
+        if frame.f_code is not target:
+            return None
+        if event == "return":
+            line = frame.f_lineno
+        return tracer
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        fn(params)
+    except Exception:  # only the line is wanted here; the value was already judged
+        pass
+    finally:
+        sys.settrace(previous)
+    return line
+
+
+def compile_reward_source(source: str, filename: str | None = None) -> RewardFunction:
+    """Compile reward source text once and return its ``reward_function``.
+
+    Raises :class:`RewardFunctionError` for a syntax error, an error while the module runs, or a
+    missing or malformed ``reward_function``.
+    """
+    if not isinstance(source, str):
+        raise RewardFunctionError(f"the source must be text, not {type(source).__name__}")
+    if not source.strip():
+        raise RewardFunctionError("the source is empty: define `def reward_function(params): ...`")
+    filename = filename or f"<reward_function-{next(_counter)}>"
+    # Registering the text lets tracebacks and our messages quote the user's lines.
+    lines = source.splitlines(keepends=True)
+    linecache.cache[filename] = (len(source), None, lines, filename)
+    try:
+        code = compile(source, filename, "exec")
+    except SyntaxError as exc:
+        text = (exc.text or "").strip() or None
+        raise RewardFunctionError(f"syntax error: {exc.msg}", exc.lineno, text) from None
+    namespace: dict[str, Any] = {"__name__": "reward_module"}
+    try:
+        exec(code, namespace)
+    except Exception as exc:
+        raise _error_from_exception(exc, filename) from exc
+    fn = namespace.get("reward_function")
+    if fn is None:
+        raise RewardFunctionError(
+            "the source does not define `reward_function`: add `def reward_function(params):`"
+        )
+    _check_signature(fn)
+    return RewardFunction(fn, source)
+
+
+def _check_signature(fn: Any) -> None:
+    if not callable(fn):
+        raise RewardFunctionError(
+            f"`reward_function` is a {type(fn).__name__}, not a function: "
+            "define it with `def reward_function(params):`"
+        )
+    try:
+        inspect.signature(fn).bind({})
+    except TypeError:
+        raise RewardFunctionError(
+            "`reward_function` must take exactly one argument, `params`"
+        ) from None
+    except ValueError:  # builtins without a signature: let them be tried
+        pass
+
+
+def load_reward_function(
+    reward_function: str | RewardCallable | RewardFunction | None,
+) -> RewardFunction | None:
+    """Accept source text, a callable, a loaded :class:`RewardFunction`, or ``None`` (the default:
+    +1 while the car is on the track, computed without calling Python per car)."""
+    if reward_function is None or isinstance(reward_function, RewardFunction):
+        return reward_function
+    if isinstance(reward_function, str):
+        return compile_reward_source(reward_function)
+    if callable(reward_function):
+        _check_signature(reward_function)
+        return RewardFunction(reward_function)
+    raise RewardFunctionError(
+        f"expected Python source text or a callable, not {type(reward_function).__name__}"
+    )
+
+
+def sample_params(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A plausible ``params`` dict (a car on a straight at the start line), for checking functions."""
+    radars = [60.0, 80.0, 200.0, 80.0, 60.0]
+    params: dict[str, Any] = {
+        "is_alive": True, "observation": radars, "radars": radars, "direction": 0,
+        "rotational_velocity": 15.0, "steering_angle": 0.0, "car_location": (100.0, 50.0),
+        "x": 100.0, "y": 50.0, "heading": 0.0, "speed": 10.0, "progress": 0.5, "steps": 1,
+        "distance_from_center": 0.0, "track_width": 70.0, "is_left_of_center": False,
+        "is_offtrack": False, "closest_waypoints": [0, 1],
+        "waypoints": ((90.0, 50.0), (95.0, 50.0), (100.0, 50.0), (105.0, 50.0)),
+        "track_length": 2000.0,
+    }
+    params.update(overrides or {})
+    return params

@@ -1,0 +1,380 @@
+"""Race tracks as data: a closed centre line and a width, plus the look-up grids physics needs.
+
+Coordinates are image pixels: ``x`` to the right, ``y`` *down*, origin at the top-left corner, exactly
+as in the track's PNG. A track is driven in the order of its waypoints; waypoint 0 is the start line,
+placed on a straight, and the car starts there facing along the track.
+
+Built-in tracks are designed from a handful of control points, smoothed by a closed cubic B-spline and
+resampled every ``WAYPOINT_SPACING`` pixels. Random tracks (``"random:SEED"``) come from the same
+machinery with random control points and are always checked to be valid closed loops.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+
+import numpy as np
+
+WAYPOINT_SPACING = 5.0
+"""Pixels between consecutive waypoints of every track."""
+
+MIN_RADIUS = 45.0
+"""Tightest allowed bend of a centre line, in pixels (the car's own turning circle is ~38 px)."""
+
+MIN_GRASS_GAP = 20.0
+"""Narrowest strip of grass allowed between two parts of a track, in pixels."""
+
+EDGE_MARGIN = 10.0
+"""Grass kept between the asphalt and the border of the image, in pixels."""
+
+_FAR = np.float32(1e4)  # "distance to the centre line" of pixels well away from any asphalt
+
+
+@dataclass(frozen=True, eq=False)
+class Track:
+    """A closed race track: centre-line waypoints (pixels), a width (pixels) and an image size.
+
+    ``waypoints[0]`` is the start line; the track runs in the order of the waypoints.
+    """
+
+    name: str
+    waypoints: np.ndarray
+    width: float
+    size: tuple[int, int]
+    description: str = ""
+    _grid_band: float = field(default=30.0, repr=False)
+
+    def __post_init__(self) -> None:
+        wp = np.ascontiguousarray(self.waypoints, dtype=np.float64)
+        if wp.ndim != 2 or wp.shape[1] != 2 or len(wp) < 8:
+            raise ValueError(f"track {self.name!r}: waypoints must be an (n >= 8, 2) array")
+        wp.setflags(write=False)
+        object.__setattr__(self, "waypoints", wp)
+
+    # ----- geometry of the centre line -------------------------------------------------------------
+    @property
+    def half_width(self) -> float:
+        return self.width / 2.0
+
+    @property
+    def num_waypoints(self) -> int:
+        return len(self.waypoints)
+
+    @cached_property
+    def segments(self) -> np.ndarray:
+        """(n, 2) vectors from waypoint i to waypoint i+1 (the last one closes the loop)."""
+        return np.roll(self.waypoints, -1, axis=0) - self.waypoints
+
+    @cached_property
+    def segment_lengths(self) -> np.ndarray:
+        return np.hypot(self.segments[:, 0], self.segments[:, 1])
+
+    @cached_property
+    def arc_starts(self) -> np.ndarray:
+        """Distance along the centre line from the start line to each waypoint, in pixels."""
+        return np.concatenate([[0.0], np.cumsum(self.segment_lengths)[:-1]])
+
+    @cached_property
+    def length(self) -> float:
+        """Length of one lap along the centre line, in pixels."""
+        return float(self.segment_lengths.sum())
+
+    @property
+    def start_pose(self) -> tuple[float, float, float]:
+        """``(x, y, heading)`` of the start: waypoint 0, facing waypoint 1 (heading in radians)."""
+        return self.pose_at(0)
+
+    def pose_at(self, index: int) -> tuple[float, float, float]:
+        """``(x, y, heading)`` at a waypoint, facing along the track (heading in radians, CCW on screen)."""
+        x, y = self.waypoints[index]
+        dx, dy = self.segments[index]
+        return float(x), float(y), float(np.arctan2(-dy, dx))
+
+    @cached_property
+    def waypoint_tuples(self) -> tuple[tuple[float, float], ...]:
+        """The waypoints as an immutable tuple of ``(x, y)`` pairs, as reward functions see them."""
+        return tuple((float(x), float(y)) for x, y in self.waypoints)
+
+    # ----- look-up grids ---------------------------------------------------------------------------
+    @cached_property
+    def _grids(self) -> tuple[np.ndarray, np.ndarray]:
+        return _distance_grids(self.waypoints, self.size, self.half_width + self._grid_band)
+
+    @property
+    def center_distance(self) -> np.ndarray:
+        """(H, W) float32: distance from each pixel centre to the centre line (large far away)."""
+        return self._grids[0]
+
+    @property
+    def nearest_waypoint(self) -> np.ndarray:
+        """(H, W) int32: index of the waypoint nearest to each pixel (-1 far from the track)."""
+        return self._grids[1]
+
+    @cached_property
+    def asphalt(self) -> np.ndarray:
+        """(H, W) bool: True where a pixel is on the track."""
+        return self.center_distance <= self.half_width
+
+    # ----- validity --------------------------------------------------------------------------------
+    def curvature_radii(self, window: int = 3) -> np.ndarray:
+        """Radius of the bend at each waypoint, in pixels, measured over ±``window`` waypoints."""
+        headings = np.unwrap(np.arctan2(self.segments[:, 1], self.segments[:, 0]))
+        n = len(headings)
+        idx = np.arange(n)
+        turned = headings[(idx + window) % n] - headings[(idx - window) % n]
+        # Across the loop's closure the unwrapped headings differ by a whole turn: fold into (-pi, pi].
+        turned = (turned + np.pi) % (2 * np.pi) - np.pi
+        arc = 2 * window * WAYPOINT_SPACING
+        with np.errstate(divide="ignore"):
+            return np.where(np.abs(turned) > 1e-9, arc / np.abs(turned), np.inf)
+
+    def problems(self) -> list[str]:
+        """Reasons this track is not a drivable closed loop; empty when it is valid."""
+        found: list[str] = []
+        w, h = self.size
+        margin = self.half_width + EDGE_MARGIN
+        x, y = self.waypoints[:, 0], self.waypoints[:, 1]
+        if x.min() < margin or y.min() < margin or x.max() > w - margin or y.max() > h - margin:
+            found.append(f"the asphalt comes closer than {EDGE_MARGIN:g} px to the image border")
+        tightest = float(self.curvature_radii().min())
+        if tightest < MIN_RADIUS:
+            found.append(f"a bend of radius {tightest:.0f} px is tighter than {MIN_RADIUS:g} px")
+        gap = _narrowest_gap(self.waypoints, self.arc_starts, self.length, self.width)
+        if gap < MIN_GRASS_GAP:
+            found.append(f"two parts of the track are {gap:.0f} px apart (need {MIN_GRASS_GAP:g} px)")
+        start_radius = float(self.curvature_radii(window=6)[:4].min())
+        if start_radius < 400:
+            found.append("the start line is not on a straight")
+        return found
+
+    def __repr__(self) -> str:
+        return (
+            f"Track({self.name!r}, {self.size[0]}x{self.size[1]}, width={self.width:g}, "
+            f"length={self.length:.0f}px)"
+        )
+
+
+# ----- building tracks -------------------------------------------------------------------------------
+def bspline_loop(control_points: np.ndarray, samples_per_span: int = 40) -> np.ndarray:
+    """Densely sample the closed uniform cubic B-spline of ``control_points`` ((k, 2) array)."""
+    p = np.asarray(control_points, dtype=np.float64)
+    t = np.linspace(0.0, 1.0, samples_per_span, endpoint=False)
+    basis = np.stack(
+        [(1 - t) ** 3, 3 * t**3 - 6 * t**2 + 4, -3 * t**3 + 3 * t**2 + 3 * t + 1, t**3], axis=1
+    ) / 6.0
+    spans = np.stack([np.roll(p, 1 - i, axis=0) for i in range(4)], axis=1)  # (k, 4, 2)
+    return np.einsum("sj,kjd->ksd", basis, spans).reshape(-1, 2)
+
+
+def resample_loop(points: np.ndarray, spacing: float = WAYPOINT_SPACING) -> np.ndarray:
+    """Resample a closed polyline to points ``spacing`` pixels apart along its length."""
+    closed = np.vstack([points, points[:1]])
+    seg = np.hypot(*np.diff(closed, axis=0).T)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    count = max(8, round(cum[-1] / spacing))
+    s = np.linspace(0.0, cum[-1], count, endpoint=False)
+    return np.stack([np.interp(s, cum, closed[:, 0]), np.interp(s, cum, closed[:, 1])], axis=1)
+
+
+def _straightest_index(waypoints: np.ndarray, look: int = 12) -> int:
+    """Index of the waypoint where the track is straightest over the next ``look`` waypoints."""
+    seg = np.roll(waypoints, -1, axis=0) - waypoints
+    ang = np.arctan2(seg[:, 1], seg[:, 0])
+    turn = np.abs((np.roll(ang, -1) - ang + np.pi) % (2 * np.pi) - np.pi)
+    window = np.convolve(np.concatenate([turn, turn[: 2 * look]]), np.ones(2 * look), "valid")
+    return int((np.argmin(window[: len(turn)]) + look) % len(turn))
+
+
+def track_from_control_points(
+    name: str,
+    control_points: list[tuple[float, float]] | np.ndarray,
+    width: float,
+    size: tuple[int, int],
+    description: str = "",
+    start_index: int | None = None,
+) -> Track:
+    """Build a track from the control points of a closed B-spline, starting on its straightest part.
+
+    ``start_index`` (a control-point index) puts the start line near that control point instead.
+    """
+    dense = bspline_loop(np.asarray(control_points, dtype=np.float64))
+    wp = resample_loop(dense)
+    if start_index is None:
+        first = _straightest_index(wp)
+    else:
+        target = np.asarray(control_points[start_index], dtype=np.float64)
+        first = int(np.argmin(np.hypot(*(wp - target).T)))
+    return Track(name=name, waypoints=np.roll(wp, -first, axis=0), width=width, size=size,
+                 description=description)
+
+
+def _narrowest_gap(wp: np.ndarray, arc: np.ndarray, length: float, width: float) -> float:
+    """Narrowest grass strip between parts of the loop that are far apart along the track."""
+    d = np.hypot(wp[:, None, 0] - wp[None, :, 0], wp[:, None, 1] - wp[None, :, 1])
+    along = np.abs(arc[:, None] - arc[None, :])
+    along = np.minimum(along, length - along)
+    far_apart = along > 2.5 * (width + MIN_GRASS_GAP)
+    if not far_apart.any():
+        return np.inf
+    return float(d[far_apart].min() - width)
+
+
+def _distance_grids(wp: np.ndarray, size: tuple[int, int], band: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel distance to the nearest waypoint and its index, within ``band`` of the centre line."""
+    w, h = size
+    dist = np.full((h, w), _FAR, dtype=np.float32)
+    nearest = np.full((h, w), -1, dtype=np.int32)
+    r = int(np.ceil(band)) + 1
+    offs = np.arange(-r, r + 1)
+    for i, (x, y) in enumerate(wp):
+        cx, cy = int(x), int(y)
+        xs = np.clip(cx + offs, 0, w - 1)
+        ys = np.clip(cy + offs, 0, h - 1)
+        x0, x1, y0, y1 = xs[0], xs[-1] + 1, ys[0], ys[-1] + 1
+        px = np.arange(x0, x1) + 0.5 - x
+        py = np.arange(y0, y1) + 0.5 - y
+        d = np.sqrt(py[:, None] ** 2 + px[None, :] ** 2).astype(np.float32)
+        view = dist[y0:y1, x0:x1]
+        closer = (d < view) & (d <= band)
+        view[closer] = d[closer]
+        nearest[y0:y1, x0:x1][closer] = i
+    dist.setflags(write=False)
+    nearest.setflags(write=False)
+    return dist, nearest
+
+
+# ----- the built-in tracks ---------------------------------------------------------------------------
+TRAINING_SIZE = (800, 700)
+EVALUATION_SIZE = (1000, 700)
+TRACK_WIDTH = 70.0
+
+_TRAINING_CONTROL_POINTS: dict[int, tuple[str, list[tuple[float, float]]]] = {
+    1: (
+        "Serpent: a long top straight, a run of S-bends down the right and two hairpins",
+        [
+            (75, 165), (84, 131), (105, 103), (134, 85), (169, 80), (289, 80), (409, 80),
+            (529, 80), (642, 80), (676, 86), (703, 108), (716, 140), (715, 175), (700, 206),
+            (637, 250), (612, 274), (602, 307), (610, 341), (633, 367), (657, 392), (665, 425),
+            (657, 459), (572, 530), (462, 576), (429, 588), (395, 591), (363, 577), (344, 548),
+            (340, 429), (340, 321), (333, 287), (311, 261), (278, 250), (244, 258), (219, 282),
+            (210, 315), (210, 435), (210, 549), (204, 583), (181, 609), (148, 620), (114, 614),
+            (88, 591), (77, 558), (70, 439), (67, 378), (66, 343), (72, 223), (75, 170),
+        ],
+    ),
+    2: (
+        "Twin hairpins: a fast outer loop folded by two deep hairpins",
+        [
+            (73, 163), (83, 129), (104, 102), (134, 85), (254, 80), (374, 80), (494, 80),
+            (585, 80), (620, 83), (653, 94), (683, 112), (707, 137), (726, 166), (737, 199),
+            (740, 234), (740, 354), (740, 474), (740, 544), (734, 578), (713, 606), (681, 619),
+            (646, 616), (618, 596), (602, 566), (600, 446), (600, 326), (600, 281), (593, 247),
+            (571, 221), (538, 210), (504, 218), (479, 242), (470, 275), (470, 395), (470, 515),
+            (470, 552), (463, 586), (440, 611), (406, 620), (373, 613), (348, 588), (340, 555),
+            (340, 435), (340, 371), (333, 337), (311, 311), (278, 300), (244, 308), (219, 332),
+            (210, 365), (210, 485), (210, 552), (203, 586), (180, 611), (146, 620), (112, 614),
+            (86, 592), (76, 559), (68, 439), (62, 365), (61, 330), (70, 211), (73, 168),
+        ],
+    ),
+    3: (
+        "Zig-zag: a fold with chicanes through the middle and a sweeping return",
+        [
+            (108, 202), (106, 167), (116, 134), (138, 106), (167, 88), (201, 80), (321, 80),
+            (441, 80), (561, 80), (640, 80), (674, 86), (702, 106), (718, 137), (718, 172),
+            (703, 203), (675, 224), (641, 230), (546, 230), (512, 237), (482, 256), (371, 260),
+            (337, 266), (311, 289), (300, 322), (308, 356), (332, 381), (365, 390), (455, 390),
+            (489, 383), (519, 365), (638, 372), (672, 378), (701, 398), (717, 428), (720, 524),
+            (715, 559), (698, 589), (671, 610), (637, 620), (517, 620), (397, 620), (277, 620),
+            (202, 620), (168, 615), (138, 598), (116, 571), (100, 540), (92, 506), (92, 471),
+            (118, 353), (125, 319), (125, 284), (109, 207),
+        ],
+    ),
+}
+
+_EVALUATION_CONTROL_POINTS: dict[int, tuple[str, list[tuple[float, float]]]] = {
+    1: (
+        "Grand tour: 1000 px wide, a tightening hairpin, fast sweepers and a double-apex return",
+        [
+            (88, 188), (94, 153), (111, 123), (136, 99), (168, 84), (202, 80), (322, 80),
+            (442, 80), (562, 80), (682, 80), (794, 80), (829, 84), (861, 98), (886, 122),
+            (903, 152), (910, 186), (910, 306), (910, 426), (910, 514), (906, 549), (890, 580),
+            (865, 604), (833, 617), (796, 620), (762, 614), (734, 592), (721, 561), (720, 441),
+            (720, 331), (715, 296), (699, 265), (673, 243), (640, 231), (605, 233), (577, 254),
+            (565, 286), (564, 321), (554, 354), (531, 381), (501, 397), (466, 400), (395, 373),
+            (362, 363), (327, 366), (296, 383), (274, 409), (234, 522), (221, 554), (195, 577),
+            (161, 584), (128, 572), (101, 551), (84, 520), (83, 401), (86, 281), (88, 193),
+        ],
+    ),
+}
+
+TRACK_NAMES = {**{f"track-{n}.png": ("training", n) for n in _TRAINING_CONTROL_POINTS}}
+"""The original API's track file names for the training tracks."""
+
+_RANDOM = re.compile(r"^random:(\d{1,18})$")
+
+
+@lru_cache(maxsize=8)
+def builtin_track(mode: str, number: int) -> Track:
+    """A built-in track: ``mode`` is ``"training"`` (1..3) or ``"evaluation"`` (1)."""
+    table = {"training": _TRAINING_CONTROL_POINTS, "evaluation": _EVALUATION_CONTROL_POINTS}
+    if mode not in table:
+        raise ValueError(f"mode must be 'training' or 'evaluation', not {mode!r}")
+    tracks = table[mode]
+    if number not in tracks:
+        raise ValueError(
+            f"there is no {mode} track {number!r}: {mode} tracks are {', '.join(map(str, tracks))}"
+        )
+    description, points = tracks[number]
+    size = TRAINING_SIZE if mode == "training" else EVALUATION_SIZE
+    return track_from_control_points(f"{mode}-{number}", points, TRACK_WIDTH, size, description)
+
+
+@lru_cache(maxsize=32)
+def random_track(seed: int, size: tuple[int, int] = TRAINING_SIZE) -> Track:
+    """A seeded random practice track: always a valid closed loop, the same for the same seed.
+
+    Control points are drawn around the image centre at random radii (a star-shaped loop, so it never
+    crosses itself); draws that bend too tightly or pass too close to themselves are redrawn from the
+    same random stream, so the result depends on the seed alone.
+    """
+    rng = np.random.default_rng(seed)
+    w, h = size
+    centre = np.array([w / 2, h / 2])
+    reach = np.array([w / 2, h / 2]) - (TRACK_WIDTH / 2 + EDGE_MARGIN + 15)
+    for _attempt in range(500):
+        k = int(rng.integers(8, 14))
+        width = float(rng.choice([60.0, 65.0, 70.0, 75.0]))
+        angles = np.sort((np.arange(k) + rng.uniform(-0.3, 0.3, k)) / k * 2 * np.pi)
+        radii = rng.uniform(0.28, 1.0, k)
+        points = centre + np.stack([np.cos(angles), np.sin(angles)], axis=1) * radii[:, None] * reach
+        track = track_from_control_points(
+            f"random:{seed}", points, width, size, f"Random practice track (seed {seed})"
+        )
+        if not track.problems():
+            return track
+    raise RuntimeError(f"could not generate a valid random track for seed {seed}")  # pragma: no cover
+
+
+def get_track(track: int | str | Track, mode: str = "training") -> Track:
+    """Resolve a track argument: a number (1..3 training, 1 evaluation), ``"random:SEED"``,
+    an original file name such as ``"track-2.png"``, or a :class:`Track` itself."""
+    if isinstance(track, Track):
+        return track
+    if isinstance(track, str):
+        match = _RANDOM.match(track.strip())
+        if match:
+            size = TRAINING_SIZE if mode == "training" else EVALUATION_SIZE
+            return random_track(int(match.group(1)), size)
+        if track in TRACK_NAMES:
+            _, number = TRACK_NAMES[track]
+            return builtin_track(mode, number)
+        if track.strip().isdigit():
+            return builtin_track(mode, int(track))
+        raise ValueError(
+            f"track {track!r} is not known: use a number (training 1-3, evaluation 1), "
+            "'random:SEED' such as 'random:42', or 'track-1.png'"
+        )
+    if isinstance(track, (int, np.integer)) and not isinstance(track, bool):
+        return builtin_track(mode, int(track))
+    raise TypeError(f"track must be a number, 'random:SEED' or a Track, not {type(track).__name__}")
