@@ -195,11 +195,12 @@ class CarRaceCore:
         return self.radars.copy(), rewards, terminated, truncated
 
     def _pixels(self) -> tuple[np.ndarray, np.ndarray]:
-        """Flat index of each car's pixel (clamped to the image) and whether it is inside."""
+        """Flat index of the grid point nearest each car (clamped to the image), and whether the car
+        is inside the image."""
         t = self.tables
         inside = (self.x >= 0) & (self.x < t.width) & (self.y >= 0) & (self.y < t.height)
-        ix = np.clip(self.x, 0, t.width - 1).astype(np.int64)
-        iy = np.clip(self.y, 0, t.height - 1).astype(np.int64)
+        ix = np.clip(self.x + 0.5, 0, t.width - 1).astype(np.int64)
+        iy = np.clip(self.y + 0.5, 0, t.height - 1).astype(np.int64)
         return iy * t.width + ix, inside
 
     def _read_radars(self) -> np.ndarray:
@@ -343,8 +344,8 @@ class OneCar:
         t = self.tables
         x, y = self.x, self.y
         inside = 0 <= x < t.width and 0 <= y < t.height
-        ix = int(min(max(x, 0), t.width - 1))
-        iy = int(min(max(y, 0), t.height - 1))
+        ix = int(min(max(x + 0.5, 0), t.width - 1))
+        iy = int(min(max(y + 0.5, 0), t.height - 1))
         return iy * t.width + ix, inside
 
     def _read_radars(self, pixel: int, inside: bool) -> list[float]:

@@ -39,34 +39,44 @@ def heading_index(radians: float) -> int:
 
 @lru_cache(maxsize=16)
 def radar_maps(track: Track) -> np.ndarray:
-    """(NUM_HEADINGS, H, W) uint8: distance in whole pixels from each pixel centre to the first grass
-    along each heading, capped at ``RADAR_RANGE``; 0 on grass."""
+    """(NUM_HEADINGS, H, W) uint8: distance in whole pixels from each point ``(x, y)`` with integer
+    coordinates to the first grass along each heading, capped at ``RADAR_RANGE``; 0 on grass.
+
+    A car at ``(x, y)`` reads the map at ``(round(x), round(y))``: off by at most 0.7 px."""
     w, h = track.size
     margin_grid = (track.half_width - track.center_distance).astype(np.float32).ravel()
     iy, ix = np.nonzero(track.asphalt)
-    cx = ix.astype(np.float32) + 0.5
-    cy = iy.astype(np.float32) + 0.5
+    cx = ix.astype(np.float32)
+    cy = iy.astype(np.float32)
     samples = np.arange(RADAR_SAMPLE, RADAR_RANGE + RADAR_SAMPLE / 2, RADAR_SAMPLE, dtype=np.float32)
+    fine = np.arange(1.0, RADAR_SAMPLE + 0.5, 1.0, dtype=np.float32)
+
+    def margins(beams: np.ndarray, t: np.ndarray, ux: np.float32, uy: np.float32) -> np.ndarray:
+        px = np.clip(cx[beams] + ux * t, 0, w - 1).astype(np.int32)
+        py = np.clip(cy[beams] + uy * t, 0, h - 1).astype(np.int32)
+        return margin_grid[py * w + px]
+
     maps = np.zeros((NUM_HEADINGS, h, w), dtype=np.uint8)
     for k in range(NUM_HEADINGS):
         ux, uy = np.float32(HEADING_X[k]), np.float32(HEADING_Y[k])
         distance = np.full(len(cx), RADAR_RANGE, dtype=np.float32)
         active = np.arange(len(cx))  # beams that have not met grass yet
-        previous = margin_grid[iy * w + ix]  # margin at the last sample (> 0: on asphalt)
         for t in samples:
-            px = np.clip(cx[active] + ux * t, 0, w - 1).astype(np.int32)
-            py = np.clip(cy[active] + uy * t, 0, h - 1).astype(np.int32)
-            margin = margin_grid[py * w + px]
-            hit = margin < 0
-            if hit.any():
-                m0, m1 = previous[hit], margin[hit]
-                distance[active[hit]] = t - RADAR_SAMPLE + RADAR_SAMPLE * m0 / (m0 - m1)
-                keep = ~hit
-                active, previous = active[keep], margin[keep]
-                if not len(active):
-                    break
-            else:
-                previous = margin
+            hit = margins(active, t, ux, uy) < 0
+            if not hit.any():
+                continue
+            # Refine to 1 px inside the last interval, then interpolate the edge within that pixel.
+            beams = active[hit]
+            along = np.tile((t - RADAR_SAMPLE) + fine, (len(beams), 1))  # (beams, 5) distances
+            m = margins(np.repeat(beams, len(fine)), along.ravel(), ux, uy).reshape(along.shape)
+            first = (m < 0).argmax(axis=1)
+            rows = np.arange(len(beams))
+            m1 = m[rows, first]
+            m0 = np.where(first > 0, m[rows, np.maximum(first - 1, 0)], margins(beams, t - RADAR_SAMPLE, ux, uy))
+            distance[beams] = along[rows, first] - 1.0 + m0 / np.maximum(m0 - m1, 1e-6)
+            active = active[~hit]
+            if not len(active):
+                break
         maps[k, iy, ix] = np.clip(np.rint(distance), 0, RADAR_RANGE).astype(np.uint8)
     maps.setflags(write=False)
     return maps

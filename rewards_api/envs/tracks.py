@@ -330,7 +330,6 @@ def builtin_track(mode: str, number: int) -> Track:
     return track_from_control_points(f"{mode}-{number}", points, TRACK_WIDTH, size, description)
 
 
-@lru_cache(maxsize=32)
 def random_track(seed: int, size: tuple[int, int] = TRAINING_SIZE) -> Track:
     """A seeded random practice track: always a valid closed loop, the same for the same seed.
 
@@ -338,6 +337,11 @@ def random_track(seed: int, size: tuple[int, int] = TRAINING_SIZE) -> Track:
     crosses itself); draws that bend too tightly or pass too close to themselves are redrawn from the
     same random stream, so the result depends on the seed alone.
     """
+    return _random_track(int(seed), tuple(size))
+
+
+@lru_cache(maxsize=32)
+def _random_track(seed: int, size: tuple[int, int]) -> Track:
     rng = np.random.default_rng(seed)
     w, h = size
     centre = np.array([w / 2, h / 2])

@@ -12,6 +12,7 @@ from rewards_api.envs.tracks import (
     EVALUATION_SIZE,
     TRAINING_SIZE,
     WAYPOINT_SPACING,
+    _random_track,
     builtin_track,
     get_track,
     random_track,
@@ -49,7 +50,7 @@ def test_builtin_tracks_are_distinct() -> None:
 def test_random_tracks_are_deterministic_valid_and_varied() -> None:
     a, b = random_track(7), random_track(7)
     assert a is b or np.array_equal(a.waypoints, b.waypoints)
-    random_track.cache_clear()
+    _random_track.cache_clear()
     assert np.array_equal(random_track(7).waypoints, a.waypoints)
     lengths = set()
     for seed in range(20):
@@ -102,7 +103,7 @@ def test_radar_maps_match_a_pixel_by_pixel_march() -> None:
     errors = []
     for i in rng.choice(len(xs), 150, replace=False):
         k = int(rng.integers(NUM_HEADINGS))
-        x0, y0 = xs[i] + 0.5, ys[i] + 0.5
+        x0, y0 = float(xs[i]), float(ys[i])  # maps are measured from integer points
         distance = 200.0
         for step in np.arange(0.0, 200.0, 0.25):
             px, py = int(x0 + HEADING_X[k] * step), int(y0 + HEADING_Y[k] * step)
