@@ -91,21 +91,32 @@ class TrackTables:
         self.heading_x, self.heading_y = HEADING_X.tolist(), HEADING_Y.tolist()
 
 
-def make_params(
-    alive: bool, radars: list[float], action: int, x: float, y: float, heading: int,
-    progress: float, steps: int, offset: float, left: bool, segment: int, track: Track,
-) -> dict[str, Any]:
-    """One reward-function ``params`` dict (keys and units in :mod:`rewards_api.envs.reward`)."""
-    return {
-        "is_alive": alive, "observation": radars, "radars": radars,
-        "direction": _DIRECTION[action], "rotational_velocity": TURN_DEGREES,
-        "steering_angle": _STEERING[action], "car_location": (x, y), "x": x, "y": y,
-        "heading": _HEADING_DEGREES[heading], "speed": SPEED, "progress": progress,
-        "steps": steps, "distance_from_center": offset, "track_width": track.width,
-        "is_left_of_center": left, "is_offtrack": not alive,
-        "closest_waypoints": [segment, (segment + 1) % track.num_waypoints],
-        "waypoints": track.waypoint_tuples, "track_length": track.length,
-    }
+def params_dicts(
+    alive: list[bool], radars: list[list[float]], actions: list[int], xs: list[float], ys: list[float],
+    headings: list[int], progress: list[float], steps: list[int], offsets: list[float],
+    left: list[bool], segments: list[int], track: Track,
+) -> list[dict[str, Any]]:
+    """Reward-function ``params`` dicts, one per car, from per-car columns of plain Python values.
+
+    Keys and units are documented in :mod:`rewards_api.envs.reward`. This is the hot loop of a
+    custom reward (one dict per car per step), so it is a single comprehension.
+    """
+    n = track.num_waypoints
+    waypoints, width, length = track.waypoint_tuples, track.width, track.length
+    direction, steering, heading_degrees = _DIRECTION, _STEERING, _HEADING_DEGREES
+    return [
+        {
+            "is_alive": a, "observation": r, "radars": r, "direction": direction[act],
+            "rotational_velocity": TURN_DEGREES, "steering_angle": steering[act], "car_location": (x, y),
+            "x": x, "y": y, "heading": heading_degrees[h], "speed": SPEED, "progress": p, "steps": st,
+            "distance_from_center": d, "track_width": width, "is_left_of_center": lft,
+            "is_offtrack": not a, "closest_waypoints": [seg, (seg + 1) % n], "waypoints": waypoints,
+            "track_length": length,
+        }
+        for a, r, act, x, y, h, p, st, d, lft, seg in zip(
+            alive, radars, actions, xs, ys, headings, progress, steps, offsets, left, segments, strict=True
+        )
+    ]
 
 
 class CarRaceCore:
@@ -252,23 +263,23 @@ class CarRaceCore:
             if rewarded is not None:
                 rewards[~rewarded] = 0.0
             return rewards
-        cars = np.arange(self.num_cars) if rewarded is None else np.flatnonzero(rewarded)
+        if rewarded is None:
+            return self.reward_function.batch(self.params(slice(None)))
         rewards = np.zeros(self.num_cars)
+        cars = np.flatnonzero(rewarded)
         if len(cars):
             rewards[cars] = self.reward_function.batch(self.params(cars))
         return rewards
 
-    def params(self, cars: np.ndarray) -> list[dict[str, Any]]:
-        """The reward function's ``params`` dicts for ``cars``."""
-        columns = zip(
+    def params(self, cars: np.ndarray | slice) -> list[dict[str, Any]]:
+        """The reward function's ``params`` dicts for ``cars`` (indices or a slice)."""
+        return params_dicts(
             (~self.offtrack[cars]).tolist(), self.radars[cars].tolist(), self.action[cars].tolist(),
             self.x[cars].tolist(), self.y[cars].tolist(), self.heading[cars].tolist(),
             self.progress[cars].tolist(), self.steps[cars].tolist(),
             self.center_offset[cars].tolist(), self.left_of_center[cars].tolist(),
-            self.segment[cars].tolist(), strict=True,
+            self.segment[cars].tolist(), self.track,
         )
-        track = self.track
-        return [make_params(*row, track) for row in columns]
 
     def info(self) -> dict[str, np.ndarray]:
         """Per-car episode facts: running ``score``, ``progress`` (%), ``lap_complete``, ``steps``."""
@@ -334,7 +345,7 @@ class OneCar:
         if self.reward_function is None:
             reward = 0.0 if self.offtrack else 1.0
         else:
-            reward = float(self.reward_function.batch([self.params()])[0])
+            reward = self.reward_function.one(self.params())
         self.score += reward
         terminated = self.offtrack or self.lap_complete
         truncated = not terminated and self.steps >= self.max_episode_steps
@@ -383,11 +394,11 @@ class OneCar:
         self.offtrack = not found or self.center_offset > t.half_width
 
     def params(self) -> dict[str, Any]:
-        return make_params(
-            not self.offtrack, list(self.radars), self.action, self.x, self.y, self.heading,
-            self.progress, self.steps, self.center_offset, self.left_of_center, self.segment,
+        return params_dicts(
+            [not self.offtrack], [list(self.radars)], [self.action], [self.x], [self.y], [self.heading],
+            [self.progress], [self.steps], [self.center_offset], [self.left_of_center], [self.segment],
             self.track,
-        )
+        )[0]
 
     def info(self) -> dict[str, Any]:
         return {"score": self.score, "progress": self.progress,

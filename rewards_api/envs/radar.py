@@ -72,7 +72,8 @@ def radar_maps(track: Track) -> np.ndarray:
             first = (m < 0).argmax(axis=1)
             rows = np.arange(len(beams))
             m1 = m[rows, first]
-            m0 = np.where(first > 0, m[rows, np.maximum(first - 1, 0)], margins(beams, t - RADAR_SAMPLE, ux, uy))
+            before = margins(beams, t - RADAR_SAMPLE, ux, uy)  # the last sample still on asphalt
+            m0 = np.where(first > 0, m[rows, np.maximum(first - 1, 0)], before)
             distance[beams] = along[rows, first] - 1.0 + m0 / np.maximum(m0 - m1, 1e-6)
             active = active[~hit]
             if not len(active):

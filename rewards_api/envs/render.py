@@ -21,13 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .radar import RADAR_ANGLES, RADAR_RANGE
 from .tracks import Track
-
-RADAR_ANGLES: tuple[int, ...] = (-60, -30, 0, 30, 60)
-"""Direction of each radar beam relative to the heading, in degrees (negative = to the right)."""
-
-RADAR_RANGE = 200.0
-"""Longest radar reading, in pixels."""
 
 CAR_LENGTH = 30
 """Length of the car sprite on screen, in pixels."""

@@ -59,6 +59,7 @@ DEFAULT_REWARD_SOURCE = '''def reward_function(params):
 '''
 """The original UI's starting reward function, as source text."""
 
+_FLOAT_MAX = sys.float_info.max
 RewardCallable = Callable[[dict[str, Any]], Any]
 _counter = itertools.count(1)
 
@@ -89,7 +90,18 @@ class RewardFunction:
         self._filename = code.co_filename if code is not None else None
 
     def __call__(self, params: dict[str, Any]) -> float:
-        return float(self.batch([params])[0])
+        return self.one(params)
+
+    def one(self, params: dict[str, Any]) -> float:
+        """The reward for one params dict, as a float (errors as in :meth:`batch`)."""
+        try:
+            result = self.fn(params)
+        except Exception as exc:  # the user's code may raise anything
+            raise self._raised(exc) from exc
+        kind = type(result)
+        if (kind is float and math.isfinite(result)) or (kind is int and -_FLOAT_MAX <= result <= _FLOAT_MAX):
+            return float(result)
+        return self._checked(result, params)
 
     def batch(self, params_list: Sequence[dict[str, Any]]) -> np.ndarray:
         """Call the function once per params dict; return the rewards as a float64 array.

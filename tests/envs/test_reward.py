@@ -121,3 +121,13 @@ def test_bad_return_values_name_the_problem_and_the_return_line(expression: str,
 
 def test_sample_params_has_every_key() -> None:
     assert set(sample_params()) == set(PARAM_KEYS)
+
+
+@pytest.mark.parametrize("expression", ["10 ** 400", "-(10 ** 400)", "float('nan')", "'1.5'"])
+def test_one_and_batch_judge_results_alike(expression: str) -> None:
+    fn = compile_reward_source(f"def reward_function(params):\n    return {expression}\n")
+    with pytest.raises(RewardFunctionError) as one:
+        fn.one(sample_params())
+    with pytest.raises(RewardFunctionError) as batch:
+        fn.batch([sample_params()])
+    assert str(one.value) == str(batch.value) and one.value.line == 2
