@@ -351,3 +351,26 @@ def test_random_tracks_work_in_both_envs() -> None:
     assert env.track is track
     venv = make_vec(2, track="random:3")
     assert venv.track is track
+
+
+def test_reward_source_is_compiled_once_not_per_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rewards_api.envs import car_race, reward
+
+    source = "def reward_function(params):\n    return params['progress']\n"
+    env = make(reward_function=source)
+    venv = make_vec(4, reward_function=source)
+    loaded = (env.car.reward_function.fn, venv.core.reward_function.fn)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("reward source loaded again while stepping")
+
+    for module, name in [(reward, "compile_reward_source"), (reward, "load_reward_function"),
+                         (car_race, "load_reward_function")]:
+        monkeypatch.setattr(module, name, refuse)
+    env.reset(seed=0)
+    venv.reset(seed=0)
+    for _ in range(20):
+        env.step(STRAIGHT)
+        venv.step(np.full(4, STRAIGHT))
+    assert (env.car.reward_function.fn, venv.core.reward_function.fn) == loaded
+    assert env.car.score > 0
