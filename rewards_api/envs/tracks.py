@@ -81,11 +81,6 @@ class Track:
         """Length of one lap along the centre line, in pixels."""
         return float(self.segment_lengths.sum())
 
-    @property
-    def start_pose(self) -> tuple[float, float, float]:
-        """``(x, y, heading)`` of the start: waypoint 0, facing waypoint 1 (heading in radians)."""
-        return self.pose_at(0)
-
     def pose_at(self, index: int) -> tuple[float, float, float]:
         """``(x, y, heading)`` at a waypoint, facing along the track (heading in radians, CCW on screen)."""
         x, y = self.waypoints[index]
@@ -308,7 +303,7 @@ _EVALUATION_CONTROL_POINTS: dict[int, tuple[str, list[tuple[float, float]]]] = {
     ),
 }
 
-TRACK_NAMES = {**{f"track-{n}.png": ("training", n) for n in _TRAINING_CONTROL_POINTS}}
+TRACK_NAMES = {f"track-{n}.png": ("training", n) for n in _TRAINING_CONTROL_POINTS}
 """The original API's track file names for the training tracks."""
 
 _RANDOM = re.compile(r"^random:(\d{1,18})$")
