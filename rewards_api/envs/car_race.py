@@ -422,6 +422,15 @@ def _start_waypoint(random_start: bool, track: Track, rng: np.random.Generator) 
     return int(rng.integers(track.num_waypoints)) if random_start else 0
 
 
+def _waypoint_option(value: Any, track: Track) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
+        0 <= value < track.num_waypoints
+    ):
+        raise ValueError(f"options['start_waypoint'] must be a waypoint index 0..{track.num_waypoints - 1}, "
+                         f"not {value!r}")
+    return int(value)
+
+
 def _render(track: Track, x: float, y: float, heading: int, radars: list[float], steps: int,
             score: float, progress: float) -> np.ndarray:
     from .render import render_frame  # Pillow drawing is only needed by those who watch
@@ -456,6 +465,7 @@ class CarRaceEnv(gym.Env[np.ndarray, np.int64]):
         max_episode_steps: step limit (truncation); default ``LAP_TIME_LIMIT`` laps of driving.
         random_start: start each episode at a random waypoint (drawn from the env's seeded RNG).
 
+    ``reset(options={"start_waypoint": k})`` starts that episode at waypoint ``k`` instead.
     Observation: the 5 radar distances (px). Actions: 0 left, 1 right, 2 straight on.
     ``info``: the episode's running ``score``, ``progress`` (%), ``lap_complete`` and ``steps``.
     """
@@ -481,7 +491,10 @@ class CarRaceEnv(gym.Env[np.ndarray, np.int64]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        self.car.reset(_start_waypoint(self.car.random_start, self.track, self.np_random))
+        start = _start_waypoint(self.car.random_start, self.track, self.np_random)
+        if options and "start_waypoint" in options:
+            start = _waypoint_option(options["start_waypoint"], self.track)
+        self.car.reset(start)
         return np.array(self.car.radars, dtype=np.float32), self.car.info()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:

@@ -374,3 +374,17 @@ def test_reward_source_is_compiled_once_not_per_step(monkeypatch: pytest.MonkeyP
         venv.step(np.full(4, STRAIGHT))
     assert (env.car.reward_function.fn, venv.core.reward_function.fn) == loaded
     assert env.car.score > 0
+
+
+def test_an_episode_can_start_at_any_waypoint() -> None:
+    env = make(track=3)
+    track = builtin_track("training", 3)
+    env.reset(seed=0, options={"start_waypoint": 200})
+    assert (env.car.x, env.car.y) == tuple(track.waypoints[200])
+    result = {}
+    while not result.get("terminated"):
+        _, _, terminated, truncated, info = env.step(int(pilot_actions(env.car)[0]))
+        result = {**info, "terminated": terminated or truncated}
+    assert info["lap_complete"] is True  # a whole lap, measured from where the car started
+    with pytest.raises(ValueError, match="start_waypoint"):
+        env.reset(options={"start_waypoint": track.num_waypoints})

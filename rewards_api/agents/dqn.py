@@ -1,0 +1,193 @@
+"""Deep Q-learning, readable top to bottom: the Q-network, the replay buffer and the update.
+
+The network is exactly the user's ``model_configuration``: fully-connected layers ``[[in, out], ...]``
+with ReLU between them, 5 radar inputs and 3 action values. Radar readings are divided by
+``OBSERVATION_SCALE`` inside ``forward`` (no parameters), so a saved ``state_dict`` holds just the
+layers and takes raw radar distances.
+
+The update is DQN with a target network (hard-copied every ``target_update_every`` updates),
+Double-DQN targets (the online network picks the next action, the target network values it), gradient
+clipping, and the user's loss and optimizer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+OBSERVATION_SCALE = 200.0
+"""Radar range in pixels: observations are divided by it before the first layer."""
+
+LOSSES = ("mse", "rmse", "mae", "huber")
+OPTIMIZERS = ("adam", "rmsprop", "adagrad")
+
+
+class QNetwork(nn.Module):
+    """Fully-connected Q-network: ``layers`` is ``[(in, out), ...]``, ReLU between layers."""
+
+    def __init__(self, layers: list[tuple[int, int]]) -> None:
+        super().__init__()
+        modules: list[nn.Module] = []
+        for i, (fan_in, fan_out) in enumerate(layers):
+            if i:
+                modules.append(nn.ReLU())
+            modules.append(nn.Linear(fan_in, fan_out))
+        self.layers = nn.Sequential(*modules)
+        self.shape = [tuple(layer) for layer in layers]
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.layers(observations * (1.0 / OBSERVATION_SCALE))
+
+
+def loss_function(name: str, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The TD loss by its ``loss_fn`` name: mse, rmse, mae or huber."""
+    if name == "mse":
+        return F.mse_loss(predicted, target)
+    if name == "rmse":
+        return torch.sqrt(F.mse_loss(predicted, target) + 1e-8)
+    if name == "mae":
+        return F.l1_loss(predicted, target)
+    if name == "huber":
+        return F.smooth_l1_loss(predicted, target)
+    raise ValueError(f"loss_fn must be one of {', '.join(LOSSES)}, not {name!r}")
+
+
+def make_optimizer(name: str, parameters: list[nn.Parameter], learning_rate: float) -> torch.optim.Optimizer:
+    """The optimizer by its ``optimizer`` name: adam, rmsprop or adagrad."""
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=learning_rate)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=learning_rate)
+    if name == "adagrad":
+        return torch.optim.Adagrad(parameters, lr=learning_rate)
+    raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {name!r}")
+
+
+class ReplayBuffer:
+    """A ring buffer of transitions in NumPy arrays; ``sample`` draws uniformly with replacement."""
+
+    def __init__(self, capacity: int, observation_size: int = 5) -> None:
+        self.capacity = capacity
+        self.observations = np.zeros((capacity, observation_size), dtype=np.float32)
+        self.next_observations = np.zeros((capacity, observation_size), dtype=np.float32)
+        self.actions = np.zeros(capacity, dtype=np.int64)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        self.dones = np.zeros(capacity, dtype=np.float32)  # 1 where the value does not bootstrap
+        self.size = 0
+        self._next = 0
+
+    def add(self, observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+            next_observations: np.ndarray, dones: np.ndarray) -> None:
+        """Store a batch of transitions (one per car)."""
+        n = len(actions)
+        index = (self._next + np.arange(n)) % self.capacity
+        self.observations[index] = observations
+        self.actions[index] = actions
+        self.rewards[index] = rewards
+        self.next_observations[index] = next_observations
+        self.dones[index] = dones
+        self._next = int((self._next + n) % self.capacity)
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+        index = rng.integers(0, self.size, size=batch_size)
+        return (
+            torch.from_numpy(self.observations[index]),
+            torch.from_numpy(self.actions[index]),
+            torch.from_numpy(self.rewards[index]),
+            torch.from_numpy(self.next_observations[index]),
+            torch.from_numpy(self.dones[index]),
+        )
+
+
+@dataclass(frozen=True)
+class DQNSettings:
+    """The learning engine's own settings (the user's parameters are in ``AgentConfig``)."""
+
+    batch_size: int = 128
+    buffer_size: int = 100_000
+    learning_starts: int = 1_000  # transitions collected before the first update
+    updates_per_step: int = 1  # gradient updates per step of all cars
+    target_update_every: int = 200  # updates between copies into the target network
+    max_grad_norm: float = 10.0
+    epsilon_floor: float = 0.01
+    epsilon_decay_fraction: float = 0.5  # share of num_episodes over which epsilon decays to its floor
+
+
+class DQNAgent:
+    """The online and target Q-networks, their optimizer, and acting and learning."""
+
+    def __init__(self, layers: list[tuple[int, int]], learning_rate: float, loss_fn: str, optimizer: str,
+                 gamma: float, settings: DQNSettings | None = None, seed: int = 0) -> None:
+        self.settings = settings or DQNSettings()
+        self.gamma = gamma
+        self.loss_fn = loss_fn
+        torch.manual_seed(seed)
+        self.q = QNetwork(layers)
+        self.target = QNetwork(layers)
+        self.target.load_state_dict(self.q.state_dict())
+        self.target.requires_grad_(False)
+        self.optimizer = make_optimizer(optimizer, list(self.q.parameters()), learning_rate)
+        self.updates = 0
+
+    @torch.no_grad()
+    def greedy(self, observations: np.ndarray) -> np.ndarray:
+        """The highest-valued action for each observation (a batch of radar readings)."""
+        return self.q(torch.from_numpy(np.asarray(observations, dtype=np.float32))).argmax(dim=1).numpy()
+
+    def act(self, observations: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
+        """Epsilon-greedy actions: each car explores at random with probability ``epsilon``."""
+        actions = self.greedy(observations)
+        explore = rng.random(len(actions)) < epsilon
+        if explore.any():
+            actions[explore] = rng.integers(0, 3, size=int(explore.sum()))
+        return actions
+
+    def update(self, buffer: ReplayBuffer, rng: np.random.Generator) -> float:
+        """One gradient step on a sampled batch; returns the loss."""
+        obs, actions, rewards, next_obs, dones = buffer.sample(self.settings.batch_size, rng)
+        with torch.no_grad():
+            next_actions = self.q(next_obs).argmax(dim=1, keepdim=True)
+            next_values = self.target(next_obs).gather(1, next_actions).squeeze(1)
+            targets = rewards + self.gamma * (1.0 - dones) * next_values
+        predicted = self.q(obs).gather(1, actions.unsqueeze(1)).squeeze(1)
+        loss = loss_function(self.loss_fn, predicted, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.q.parameters(), self.settings.max_grad_norm)
+        self.optimizer.step()
+        self.updates += 1
+        if self.updates % self.settings.target_update_every == 0:
+            self.target.load_state_dict(self.q.state_dict())
+        return loss.item()
+
+    def state(self) -> dict:
+        """Everything needed to continue learning: both networks and the optimizer."""
+        return {"q": self.q.state_dict(), "target": self.target.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "updates": self.updates}
+
+    def load_state(self, state: dict) -> None:
+        self.q.load_state_dict(state["q"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = int(state["updates"])
+
+
+def epsilon_at(episode: int, start: float, num_episodes: int, settings: DQNSettings) -> float:
+    """Exploration rate: ``start`` at episode 0, falling linearly to ``settings.epsilon_floor`` at
+    ``epsilon_decay_fraction`` of ``num_episodes``, then staying there (never above ``start``)."""
+    floor = min(settings.epsilon_floor, start)
+    span = max(1.0, settings.epsilon_decay_fraction * num_episodes)
+    return max(floor, start - (start - floor) * episode / span)
+
+
+def load_q_network(layers: list[tuple[int, int]], path: str) -> QNetwork:
+    """A Q-network built from ``layers`` with the weights saved at ``path`` (a ``state_dict``)."""
+    network = QNetwork(layers)
+    network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    network.eval()
+    return network

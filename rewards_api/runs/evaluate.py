@@ -1,0 +1,119 @@
+"""Evaluating a session's best model: greedy trials on one track, recorded in evaluation_metrics.json.
+
+Trial 1 starts on the start line; trial ``k`` of ``n`` starts ``(k - 1) / n`` of the way round the track,
+so the trials differ (the simulator and a greedy policy are deterministic) and together they test the
+whole track. Each trial drives one lap at most, scored by the session's reward function.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from ..agents.dqn import QNetwork
+from ..envs import ENV_ID
+from ..envs.reward import compile_reward_source
+from ..store import SessionStore
+from .events import Event, TrialFinished, score_value
+from .train import load_setup
+
+DEFAULT_TRIALS = 5  # the CLI repeats this default so that it need not import PyTorch
+
+
+class ModelNotTrained(RuntimeError):
+    """The session has no saved model yet (or one for another model configuration)."""
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    score: float
+    lap_complete: bool
+    progress: float
+    steps: int
+
+
+def load_best_model(store: SessionStore, session_id: str) -> QNetwork:
+    """The session's ``model.pth`` in a Q-network built from its ``model_configuration``."""
+    setup = load_setup(store, session_id)
+    path = store.paths(session_id).model
+    if not path.exists():
+        raise ModelNotTrained(f"session {session_id!r} has no trained model yet: train it first")
+    network = QNetwork(setup.config.layers)
+    try:
+        network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except RuntimeError as exc:
+        raise ModelNotTrained(
+            f"session {session_id!r}: model.pth was trained for another model_configuration than "
+            f"{setup.agent.model_configuration}; train the session again"
+        ) from exc
+    return network.eval()
+
+
+def greedy_trials(network: QNetwork, env: gym.Env, num_trials: int,
+                  on_event: Callable[[Event], None] | None = None) -> list[TrialResult]:
+    """Drive ``num_trials`` greedy laps from evenly spaced starts (trial 1 on the start line)."""
+    torch.set_num_threads(1)
+    env = env.unwrapped
+    results = []
+    for trial in range(num_trials):
+        start = trial * env.track.num_waypoints // num_trials
+        observation, _ = env.reset(options={"start_waypoint": start})
+        while True:
+            with torch.no_grad():
+                action = int(network(torch.from_numpy(observation[None])).argmax())
+            observation, _, terminated, truncated, info = env.step(action)
+            if terminated or truncated:
+                break
+        result = TrialResult(score=float(info["score"]), lap_complete=bool(info["lap_complete"]),
+                             progress=float(info["progress"]), steps=int(info["steps"]))
+        results.append(result)
+        if on_event is not None:
+            on_event(TrialFinished(trial=trial + 1, score=result.score, lap_complete=result.lap_complete,
+                                   progress=result.progress, steps=result.steps))
+    return results
+
+
+def evaluate(
+    store: SessionStore,
+    session_id: str,
+    mode: str = "training",
+    track: int | str = 1,
+    num_trials: int = DEFAULT_TRIALS,
+    on_event: Callable[[Event], None] | None = None,
+) -> dict:
+    """Run ``num_trials`` greedy trials and record them; returns the track's metrics object."""
+    if not 1 <= int(num_trials) <= 100:
+        raise ValueError(f"num_trials must be 1..100, not {num_trials!r}")
+    emit = on_event or (lambda event: None)
+    network = load_best_model(store, session_id)
+    reward = compile_reward_source(load_setup(store, session_id).reward_source)
+    env = gym.make(ENV_ID, track=track, mode=mode, reward_function=reward).unwrapped
+    started = time.perf_counter()
+    results = greedy_trials(network, env, num_trials, emit)
+    elapsed = time.perf_counter() - started
+    metrics = {
+        "num_trials": num_trials,
+        "record": score_value(max(r.score for r in results)),
+        "mean_score": score_value(np.mean([r.score for r in results])),
+        "laps_completed": sum(r.lap_complete for r in results),
+        "mean_progress": round(float(np.mean([r.progress for r in results])), 2),
+        "total_elapsed_time": round(elapsed, 4),
+    }
+    key = str(track)
+
+    def record(document: dict) -> None:
+        document["session_id"] = session_id
+        section = document.setdefault(mode, {})
+        section[key] = metrics
+        section["total_elapsed_time"] = round(
+            sum(v["total_elapsed_time"] for k, v in section.items() if isinstance(v, dict) and v), 4
+        )
+
+    store.update(session_id, "evaluation_metrics", record)
+    return metrics
+

@@ -1,0 +1,89 @@
+"""What a run tells its consumers (the CLI's progress bar, the server's streams).
+
+Events are small frozen dataclasses; ``to_dict()`` gives a JSON-ready dict with a ``kind`` field, so a
+worker process can send them over a pipe and a server can relay them as Server-Sent Events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+def score_value(value: float) -> float | int:
+    """A score as the session files show it: whole numbers as ints (as the original wrote them),
+    others rounded to 4 decimals."""
+    rounded = round(float(value), 4)
+    return int(rounded) if rounded.is_integer() else rounded
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class EpisodeFinished(Event):
+    """A car finished an episode (crashed, completed a lap, or ran out of steps)."""
+
+    kind: ClassVar[str] = "episode"
+    episode: int  # 1-based count of episodes finished in this session's training
+    score: float
+    record: float
+    mean_score: float
+    epsilon: float
+    steps: int  # environment steps so far, all cars together
+    elapsed: float  # seconds of this run
+    lap_complete: bool
+    progress: float  # percent of the lap driven in this episode
+    track: str
+
+
+@dataclass(frozen=True)
+class FrameReady(Event):
+    """A JPEG picture of a training car, produced because a consumer asked for one."""
+
+    kind: ClassVar[str] = "frame"
+    jpeg: bytes = field(repr=False)
+    episode: int
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "episode": self.episode, "score": self.score, "bytes": len(self.jpeg)}
+
+
+@dataclass(frozen=True)
+class TrainingFinished(Event):
+    """The run ended: its episodes are done, or it was stopped. What it learned is saved."""
+
+    kind: ClassVar[str] = "finished"
+    episodes: int
+    record: float | None  # None when no episode finished
+    steps: int
+    elapsed: float
+    stopped: bool
+
+
+@dataclass(frozen=True)
+class TrainingFailed(Event):
+    """The run could not go on (for example the reward function raised). What it learned is saved."""
+
+    kind: ClassVar[str] = "failed"
+    message: str
+    episodes: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class TrialFinished(Event):
+    """One evaluation trial ended."""
+
+    kind: ClassVar[str] = "trial"
+    trial: int
+    score: float
+    lap_complete: bool
+    progress: float
+    steps: int

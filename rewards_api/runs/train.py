@@ -1,0 +1,302 @@
+"""Training a session's agent: many cars at once, DQN updates, events, and everything persisted.
+
+A run reads the session's parameters from the store, drives ``num_cars`` cars (split over the
+training tracks) through the native vector env, and learns from every car's transitions. It keeps the
+session's files current as it goes:
+
+- ``training_metrics.json`` and ``model_history.json`` ``last_trained`` after each step in which
+  episodes finished, at most every ``metrics_interval`` seconds (so a crash loses at most that much),
+  and always when the run ends, stops or fails;
+- ``model.pth`` (the network of the best episode so far, by score) on the same cadence;
+- the resume checkpoint (both networks, the optimizer, the counters) every ``checkpoint_interval``
+  seconds and when the run ends: a later run continues from it.
+
+Episodes are counted over all cars together, as the original counted one car's games. A completed lap
+ends an episode, but for learning it is not a dead end: its value is bootstrapped as if the car drove
+on, so the agent is never taught to fear the finish line.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from ..agents.dqn import DQNAgent, DQNSettings, ReplayBuffer, epsilon_at
+from ..envs import ENV_ID
+from ..envs.render import encode_jpeg
+from ..envs.reward import RewardFunctionError, compile_reward_source
+from ..params import AgentConfig, AgentParams, EnvParams, TrainingParams
+from ..store import SessionStore, atomic_write_bytes
+from .events import EpisodeFinished, Event, FrameReady, TrainingFailed, TrainingFinished, score_value
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How a run trains (the user's parameters come from the session)."""
+
+    num_cars: int = 64
+    tracks: tuple[int | str, ...] | None = None  # default: the session's environment_world
+    seed: int = 0
+    random_start: bool = True  # cars start anywhere on the track: they see all of it early
+    restart: bool = False  # ignore the resume checkpoint and start a new model
+    max_seconds: float | None = None
+    metrics_interval: float = 0.25
+    checkpoint_interval: float = 10.0
+    torch_threads: int = 1  # tiny networks are fastest on one thread
+    settings: DQNSettings = field(default_factory=DQNSettings)
+
+
+class TrainingError(RuntimeError):
+    """A run failed; what it had learned is saved. ``event`` is the TrainingFailed it emitted."""
+
+    def __init__(self, event: TrainingFailed) -> None:
+        super().__init__(event.message)
+        self.event = event
+
+
+@dataclass
+class SessionSetup:
+    """A session's parameters, checked and normalised for training."""
+
+    env: EnvParams
+    agent: AgentParams
+    config: AgentConfig
+    reward_source: str
+
+
+def load_setup(store: SessionStore, session_id: str) -> SessionSetup:
+    """Read and validate a session's parameters (defaults for those not written yet)."""
+    stored = store.all_params(session_id)
+    env = EnvParams(**stored["env_params"])
+    agent = AgentParams(**stored["agent_params"])
+    training = TrainingParams(**stored["training_params"])
+    return SessionSetup(env=env, agent=agent, config=agent.config(), reward_source=training.reward_function)
+
+
+
+class Trainer:
+    """One training run of one session. Call :meth:`run`; :meth:`stop` and :meth:`request_frame`
+    may be called from other threads."""
+
+    def __init__(self, store: SessionStore, session_id: str, options: TrainingOptions | None = None) -> None:
+        self.store = store
+        self.session_id = session_id
+        self.options = options or TrainingOptions()
+        self.paths = store.paths(session_id)
+        self.setup = load_setup(store, session_id)
+        self._stop = threading.Event()
+        self._frame_wanted = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the run to stop after the current step; it saves what it learned."""
+        self._stop.set()
+
+    def request_frame(self) -> None:
+        """Ask for a :class:`FrameReady` event showing the first car, after the next step."""
+        self._frame_wanted.set()
+
+    # ----- the run ---------------------------------------------------------------------------------
+    def run(self, on_event: EventHandler | None = None) -> TrainingFinished:
+        """Train until the episodes are done, :meth:`stop` is called, or ``max_seconds`` pass.
+
+        Raises :class:`TrainingError` (after saving and emitting :class:`TrainingFailed`) when the
+        reward function fails.
+        """
+        emit = on_event or (lambda event: None)
+        torch.set_num_threads(self.options.torch_threads)
+        reward = compile_reward_source(self.setup.reward_source)
+        self._start(reward)
+        try:
+            while self.episodes < self.target_episodes and not self._stop.is_set():
+                if self.options.max_seconds is not None and self._elapsed() >= self.options.max_seconds:
+                    break
+                self._step(emit)
+        except RewardFunctionError as exc:
+            self._persist(force=True)
+            self._save_checkpoint()
+            failed = TrainingFailed(message=str(exc), episodes=self.episodes, steps=self.steps)
+            emit(failed)
+            raise TrainingError(failed) from exc
+        self._persist(force=True)
+        self._save_checkpoint()
+        record = score_value(self.record) if np.isfinite(self.record) else None  # None: no episode yet
+        finished = TrainingFinished(episodes=self.episodes, record=record, steps=self.steps,
+                                    elapsed=self._elapsed(), stopped=self.episodes < self.target_episodes)
+        emit(finished)
+        return finished
+
+    def _start(self, reward: Any) -> None:
+        options, config = self.options, self.setup.config
+        tracks = options.tracks or (self.setup.env.environment_world,)
+        mode = "training"
+        self.envs = []
+        for i, track in enumerate(tracks):
+            cars = options.num_cars // len(tracks) + (1 if i < options.num_cars % len(tracks) else 0)
+            env = gym.make_vec(ENV_ID, num_envs=max(cars, 1), vectorization_mode="vector_entry_point",
+                               track=track, mode=mode, reward_function=reward,
+                               random_start=options.random_start, autoreset_mode="SameStep")
+            self.envs.append(env)
+        self.track_names = [env.track.name for env in self.envs]
+        self.agent = DQNAgent(config.layers, config.learning_rate, config.loss_fn, config.optimizer,
+                              config.gamma, options.settings, seed=options.seed)
+        self.buffer = ReplayBuffer(options.settings.buffer_size)
+        self.rng = np.random.default_rng(options.seed)
+        self.episodes = self.steps = 0
+        self.record = -np.inf
+        self.scores: list[float | int] = []
+        self.mean_scores: list[float] = []
+        self.target_episodes = config.num_episodes
+        if not options.restart and self._load_checkpoint():
+            log.info("session %s: resuming at episode %d", self.session_id, self.episodes)
+        else:
+            self._reset_history()
+        self.observations = [env.reset(seed=options.seed + 1000 * i)[0] for i, env in enumerate(self.envs)]
+        self._score_sum = float(sum(self.scores))
+        self._best_state: dict | None = None
+        self._dirty = False
+        self._last_persist = self._last_checkpoint = self._started = time.perf_counter()
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+    def _step(self, emit: EventHandler) -> None:
+        settings, config = self.options.settings, self.setup.config
+        epsilon = epsilon_at(self.episodes, config.epsilon, self.target_episodes, settings)
+        finished_any = False
+        for index, env in enumerate(self.envs):
+            observations = self.observations[index]
+            actions = self.agent.act(observations, epsilon, self.rng)
+            next_observations, rewards, terminated, truncated, info = env.step(actions)
+            done = terminated | truncated
+            stored_next = next_observations
+            if done.any():
+                stored_next = next_observations.copy()
+                stored_next[done] = info["final_obs"][done]
+            dead_end = terminated & ~info["lap_complete"]
+            self.buffer.add(observations, actions, rewards, stored_next, dead_end.astype(np.float32))
+            self.observations[index] = next_observations
+            self.steps += len(actions)
+            if done.any():
+                finished_any = True
+                for car in np.flatnonzero(done):
+                    self._episode_finished(emit, info, int(car), epsilon, self.track_names[index])
+                    if self.episodes >= self.target_episodes:
+                        break
+        if self.buffer.size >= settings.learning_starts:
+            for _ in range(settings.updates_per_step):
+                self.agent.update(self.buffer, self.rng)
+        if finished_any:
+            self._persist()
+        if time.perf_counter() - self._last_checkpoint >= self.options.checkpoint_interval:
+            self._save_checkpoint()
+        if self._frame_wanted.is_set():
+            self._frame_wanted.clear()
+            emit(FrameReady(jpeg=encode_jpeg(self.envs[0].render_car_frame(0)), episode=self.episodes,
+                            score=float(self.envs[0].core.score[0])))
+
+    def _episode_finished(self, emit: EventHandler, info: dict, car: int, epsilon: float, track: str) -> None:
+        final = info["final_info"]
+        score = score_value(final["score"][car])
+        self.episodes += 1
+        self.scores.append(score)
+        self._score_sum += score
+        mean = round(self._score_sum / len(self.scores), 4)
+        self.mean_scores.append(mean)
+        if score > self.record:
+            self.record = score
+            self._best_state = {k: v.clone() for k, v in self.agent.q.state_dict().items()}
+        self._dirty = True
+        emit(EpisodeFinished(
+            episode=self.episodes, score=score, record=score_value(self.record), mean_score=mean,
+            epsilon=round(epsilon, 4), steps=self.steps, elapsed=round(self._elapsed(), 3),
+            lap_complete=bool(final["lap_complete"][car]), progress=round(float(final["progress"][car]), 2),
+            track=track,
+        ))
+
+    # ----- persistence -----------------------------------------------------------------------------
+    def _persist(self, force: bool = False) -> None:
+        """Write metrics, model history and the best model, at most every ``metrics_interval``."""
+        now = time.perf_counter()
+        if not self._dirty or (not force and now - self._last_persist < self.options.metrics_interval):
+            return
+        self._last_persist = now
+        self._dirty = False
+        if self._best_state is not None:
+            atomic_write_bytes(self.paths.model, _tensor_bytes(self._best_state))
+            self._best_state = None
+        metrics = {"plot_scores": self.scores, "plot_mean_scores": self.mean_scores}
+        self.store.write(self.session_id, "training_metrics", metrics)
+        stamp = datetime.now()
+
+        def trained(history: dict) -> None:
+            history.setdefault("last_created", {})
+            history["last_trained"] = {
+                "date": stamp.strftime("%Y-%m-%d"), "time": stamp.strftime("%H:%M:%S.%f"),
+                "record": score_value(self.record), "scores": self.scores, "mean_scores": self.mean_scores,
+            }
+
+        self.store.update(self.session_id, "model_history", trained)
+
+    def _save_checkpoint(self) -> None:
+        self._last_checkpoint = time.perf_counter()
+        state = {
+            "agent": self.agent.state(), "layers": self.setup.config.layers, "episodes": self.episodes,
+            "target_episodes": self.target_episodes, "steps": self.steps,
+            "record": self.record if np.isfinite(self.record) else None, "rng": self.rng.bit_generator.state,
+        }
+        self.paths.checkpoints.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.paths.resume_checkpoint, _tensor_bytes(state))
+
+    def _load_checkpoint(self) -> bool:
+        """Continue from the resume checkpoint if it fits this model; True when it did."""
+        path = self.paths.resume_checkpoint
+        if not path.exists():
+            return False
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        layers = [tuple(layer) for layer in self.setup.config.layers]
+        if [tuple(layer) for layer in state["layers"]] != layers:
+            log.info("session %s: the model changed since the checkpoint; a new one starts", self.session_id)
+            return False
+        self.agent.load_state(state["agent"])
+        self.episodes, self.steps = int(state["episodes"]), int(state["steps"])
+        self.record = state["record"] if state["record"] is not None else -np.inf
+        self.rng.bit_generator.state = state["rng"]
+        target = int(state["target_episodes"])
+        # An interrupted run finishes its episodes; a finished one trains num_episodes more.
+        more = self.setup.config.num_episodes
+        self.target_episodes = target if self.episodes < target else self.episodes + more
+        metrics = self.store.read(self.session_id, "training_metrics")
+        self.scores = list(metrics.get("plot_scores", []))[: self.episodes]
+        self.mean_scores = list(metrics.get("plot_mean_scores", []))[: self.episodes]
+        return True
+
+    def _reset_history(self) -> None:
+        """A new model starts with an empty history; the previous model's weights go with it."""
+        self.store.write(self.session_id, "training_metrics", {"plot_scores": [], "plot_mean_scores": []})
+        self.paths.model.unlink(missing_ok=True)
+
+
+def _tensor_bytes(state: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def train(store: SessionStore, session_id: str, options: TrainingOptions | None = None,
+          on_event: EventHandler | None = None) -> TrainingFinished:
+    """Train a session (see :class:`Trainer`)."""
+    return Trainer(store, session_id, options).run(on_event)

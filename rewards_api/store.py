@@ -1,0 +1,522 @@
+"""The session store (SPEC.md §2): one module owns the on-disk layout; nothing else builds session paths.
+
+```
+<home>/<session_id>/
+    env_params.json  agent_params.json  training_params.json       (written when set)
+    training_metrics.json  evaluation_metrics.json                 (written at creation)
+    session_saved_models/  model_history.json  model.pth  checkpoints/resume.pth
+    .rewards/lock                                                  (the session's lock file)
+```
+
+Every write is atomic (a temporary file in the same folder, fsync, rename), so a crash leaves the old or the
+new file, never a torn one. Read-modify-write goes through :meth:`SessionStore.update`, which holds the
+session's lock across threads and processes. Session ids are checked before any path is built, and no path
+outside the home folder is ever touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .params import AgentParams, EnvParams, TrainingParams, check_reward_function
+
+try:  # POSIX; without it (Windows) the lock only excludes threads of one process.
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "DOCUMENTS",
+    "SESSION_FILES",
+    "SESSION_ID_PATTERN",
+    "InvalidSessionId",
+    "SessionError",
+    "SessionExists",
+    "SessionNotFound",
+    "SessionPaths",
+    "SessionStore",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "default_home",
+    "read_json",
+    "validate_session_id",
+]
+
+SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+"""A session id: 1-64 ASCII letters, digits or underscores (always use ``fullmatch``)."""
+SESSION_ID_RULE = "use 1-64 letters, digits or underscores"
+
+DOCUMENTS: tuple[str, ...] = (
+    "env_params", "agent_params", "training_params", "training_metrics", "evaluation_metrics",
+    "model_history",
+)
+"""The JSON documents of a session, by name (``model_history`` lives in ``session_saved_models/``)."""
+SESSION_FILES: tuple[str, ...] = DOCUMENTS[:5]
+"""The documents at the session's top level: the only JSON files allowed there."""
+ALL_PARAMS: tuple[str, ...] = SESSION_FILES
+
+SAVED_MODELS_DIR = "session_saved_models"
+STATE_DIR = ".rewards"
+
+
+def _initial_training_metrics() -> dict[str, Any]:
+    return {"plot_scores": [], "plot_mean_scores": []}
+
+
+def _initial_evaluation_metrics() -> dict[str, Any]:
+    return {"training": {"1": {}, "2": {}, "3": {}}, "evaluation": {"1": {}}}
+
+
+def _initial_model_history() -> dict[str, Any]:
+    return {"last_created": {}, "last_trained": {}}
+
+
+class SessionError(Exception):
+    """A problem with a session that the user can fix; ``str()`` says what and how."""
+
+    def __init__(self, message: str, session_id: Any = None) -> None:
+        super().__init__(message, session_id)
+        self.message = message
+        self.session_id = session_id
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidSessionId(SessionError, ValueError):
+    """A session id that is not 1-64 letters, digits or underscores (also a ``ValueError``)."""
+
+    def __init__(self, session_id: Any, message: str | None = None) -> None:
+        message = message or f"session id {session_id!r} is not valid: {SESSION_ID_RULE}"
+        SessionError.__init__(self, message, session_id)
+        self.args = (session_id, message)
+
+
+class SessionNotFound(SessionError, KeyError):
+    """No session with this id (also a ``KeyError``, with a readable ``str()``)."""
+
+    def __init__(self, session_id: Any, message: str | None = None) -> None:
+        message = message or (
+            f"there is no session {session_id!r}: create it first, or use one of the existing sessions"
+        )
+        SessionError.__init__(self, message, session_id)
+        self.args = (session_id, message)
+
+
+class SessionExists(SessionError):
+    """A session with this id already exists."""
+
+    def __init__(self, session_id: Any, message: str | None = None) -> None:
+        message = message or (
+            f"session {session_id!r} already exists: choose another id, or delete it first"
+        )
+        SessionError.__init__(self, message, session_id)
+        self.args = (session_id, message)
+
+
+def validate_session_id(session_id: Any) -> str:
+    """Return ``session_id`` if it is 1-64 ASCII letters, digits or underscores; else InvalidSessionId."""
+    if not isinstance(session_id, str) or SESSION_ID_PATTERN.fullmatch(session_id) is None:
+        raise InvalidSessionId(session_id)
+    return session_id
+
+
+def default_home() -> Path:
+    """The sessions' folder: ``$REWARDS_HOME`` if set, else ``~/.rewards_ai``."""
+    configured = os.environ.get("REWARDS_HOME")
+    return Path(configured).expanduser() if configured else Path.home() / ".rewards_ai"
+
+
+@dataclass(frozen=True)
+class SessionPaths:
+    """Every path of one session; build them with :meth:`SessionStore.paths`, never by hand."""
+
+    root: Path
+    env_params: Path
+    agent_params: Path
+    training_params: Path
+    training_metrics: Path
+    evaluation_metrics: Path
+    saved_models: Path
+    model_history: Path
+    model: Path
+    checkpoints: Path
+    resume_checkpoint: Path
+    state: Path
+    lock: Path
+
+    @classmethod
+    def at(cls, root: Path) -> SessionPaths:
+        """The layout of a session whose folder is ``root``."""
+        saved = root / SAVED_MODELS_DIR
+        state = root / STATE_DIR
+        return cls(
+            root=root,
+            env_params=root / "env_params.json",
+            agent_params=root / "agent_params.json",
+            training_params=root / "training_params.json",
+            training_metrics=root / "training_metrics.json",
+            evaluation_metrics=root / "evaluation_metrics.json",
+            saved_models=saved,
+            model_history=saved / "model_history.json",
+            model=saved / "model.pth",
+            checkpoints=saved / "checkpoints",
+            resume_checkpoint=saved / "checkpoints" / "resume.pth",
+            state=state,
+            lock=state / "lock",
+        )
+
+    def document(self, name: str) -> Path:
+        """The file of a JSON document named in :data:`DOCUMENTS`; ValueError for any other name."""
+        if name not in DOCUMENTS:
+            raise ValueError(f"unknown session document {name!r}: use one of {', '.join(DOCUMENTS)}")
+        return getattr(self, name)
+
+
+def _file_mode() -> int:
+    """0666 less the process umask, as open() would give a new file (read once, at import)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _file_mode()
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
+    """Write through ``write(file)`` into a hidden temporary file beside ``path``, fsync, then rename.
+
+    The temporary name starts with "." and ends with ".tmp", so it never looks like a session file, and it
+    is removed on any error (the old file, if any, is left as it was).
+    """
+    path = Path(path)
+    encoding = None if "b" in mode else "utf-8"
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, before the rename
+        mode, dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False, encoding=encoding
+    )
+    try:
+        with handle:
+            # Temporary files are private (0600); the session's files are ordinary ones other tools read.
+            os.fchmod(handle.fileno(), _FILE_MODE)
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(handle.name)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` atomically: a crash leaves the old file or the new, never a mix.
+
+    NaN and infinity are refused (ValueError): they are not JSON, and the original front end cannot read them.
+    """
+
+    def write(handle: Any) -> None:
+        json.dump(data, handle, indent=2, ensure_ascii=False, allow_nan=False)
+        handle.write("\n")
+
+    _atomic_write(path, write, "w")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (for model files), like :func:`atomic_write_json`."""
+    _atomic_write(path, lambda handle: handle.write(data), "wb")
+
+
+def read_json(path: Path, default: Any) -> Any:
+    """The JSON in ``path``, or ``default`` if the file does not exist; SessionError if it is not JSON."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return default
+    except UnicodeDecodeError as exc:
+        raise SessionError(f"{path} is not valid JSON ({exc.reason}); fix or delete the file") from exc
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SessionError(f"{path} is not valid JSON ({exc}); fix or delete the file") from exc
+
+
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+def _thread_lock(key: str) -> threading.Lock:
+    """The process-wide thread lock of one session (shared by every SessionStore of this process)."""
+    with _THREAD_LOCKS_GUARD:
+        return _THREAD_LOCKS.setdefault(key, threading.Lock())
+
+
+def _stamp(now: datetime) -> dict[str, str]:
+    return {"date": now.strftime("%Y-%m-%d"), "time": now.strftime("%H:%M:%S.%f")}
+
+
+class SessionStore:
+    """The sessions under one home folder: create, list, delete, lock, read and write their documents."""
+
+    def __init__(self, home: str | Path | None = None) -> None:
+        """``home`` defaults to :func:`default_home`; the folder is created on the first write."""
+        self.home = Path(home if home is not None else default_home()).expanduser().resolve()
+
+    # -- layout ---------------------------------------------------------------------------------------------
+
+    def paths(self, session_id: str) -> SessionPaths:
+        """The paths of a session (which need not exist); InvalidSessionId for a bad id."""
+        validate_session_id(session_id)
+        root = self.home / session_id
+        if root.resolve().parent != self.home:  # e.g. the session folder is a symlink to elsewhere
+            raise SessionError(
+                f"session {session_id!r} is not a folder inside {self.home}; remove {root}", session_id
+            )
+        return SessionPaths.at(root)
+
+    @staticmethod
+    def _is_session(root: Path) -> bool:
+        """A real folder holding session_saved_models/ or one of the top-level session files."""
+        if root.is_symlink() or not root.is_dir():
+            return False
+        paths = SessionPaths.at(root)
+        return paths.saved_models.is_dir() or any(paths.document(name).is_file() for name in SESSION_FILES)
+
+    def exists(self, session_id: str) -> bool:
+        """Whether the session exists (InvalidSessionId for a bad id)."""
+        return self._is_session(self.paths(session_id).root)
+
+    def _require(self, session_id: str) -> SessionPaths:
+        paths = self.paths(session_id)
+        if not self._is_session(paths.root):
+            raise SessionNotFound(session_id)
+        return paths
+
+    def list_sessions(self) -> list[str]:
+        """The ids of the sessions in the home folder, sorted; other files and folders are ignored."""
+        try:
+            entries = list(self.home.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(
+            entry.name for entry in entries
+            if SESSION_ID_PATTERN.fullmatch(entry.name) and self._is_session(entry)
+        )
+
+    # -- life cycle -----------------------------------------------------------------------------------------
+
+    def create(self, session_id: str, now: datetime | None = None) -> dict[str, Any]:
+        """Create a session's folders and initial files; return the create_session body (minus status).
+
+        The ``mkdir`` of the session folder is the atomic claim: of two concurrent creators, one gets
+        SessionExists. A failure half-way removes what was made.
+        """
+        paths = self.paths(session_id)
+        now = now or datetime.now()
+        self.home.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(paths.root)
+        except FileExistsError:
+            raise SessionExists(session_id) from None
+        try:
+            paths.state.mkdir()
+            with self._locked(paths):
+                paths.saved_models.mkdir()
+                atomic_write_json(paths.training_metrics, _initial_training_metrics())
+                atomic_write_json(paths.evaluation_metrics, _initial_evaluation_metrics())
+                atomic_write_json(paths.model_history, _initial_model_history())
+        except BaseException:
+            shutil.rmtree(paths.root, ignore_errors=True)
+            raise
+        stamp = _stamp(now)
+        return {
+            "session_id": session_id,
+            "session_creation_date": stamp["date"],
+            "session_creation_time": stamp["time"],
+            "dir_paths": {
+                "session_root_dir": str(paths.root),
+                "saved_models_dir": str(paths.saved_models),
+            },
+            "json_paths": {
+                "training_metrics": str(paths.training_metrics),
+                "evaluation_metrics": str(paths.evaluation_metrics),
+                "model_history": str(paths.model_history),
+            },
+        }
+
+    def delete(self, session_id: str) -> None:
+        """Remove a session and all its files; SessionNotFound if there is none.
+
+        Under the lock the folder is renamed to a hidden name (so the id is free at once and no writer
+        sees half a session), then removed.
+        """
+        paths = self._require(session_id)
+        trash = self.home / f".deleted-{session_id}-{secrets.token_hex(4)}"
+        with self._locked(paths):
+            os.rename(paths.root, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    # -- locking --------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, session_id: str) -> Iterator[SessionPaths]:
+        """Exclusive access to one session across threads and processes; yields its paths.
+
+        Not re-entrant: taking it again in the same thread while holding it deadlocks. SessionNotFound if
+        the session does not exist (or is deleted while waiting).
+        """
+        paths = self._require(session_id)
+        with self._locked(paths):
+            yield paths
+
+    @contextlib.contextmanager
+    def _locked(self, paths: SessionPaths) -> Iterator[None]:
+        """Hold the session's thread lock and ``flock`` on ``.rewards/lock``."""
+        session_id = paths.root.name
+        with _thread_lock(str(paths.lock)):
+            if fcntl is None:  # pragma: no cover
+                yield
+                return
+            for _attempt in range(10):
+                try:
+                    paths.state.mkdir(exist_ok=True)
+                    fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+                except FileNotFoundError:  # the session folder is gone
+                    raise SessionNotFound(session_id) from None
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    try:
+                        current = os.stat(paths.lock)
+                    except FileNotFoundError:
+                        current = None
+                    held = os.fstat(fd)
+                    if current is not None and (current.st_ino, current.st_dev) == (held.st_ino, held.st_dev):
+                        yield
+                        return
+                    # The session was deleted (and maybe made again) while we waited: that lock is stale.
+                    if not paths.root.is_dir():
+                        raise SessionNotFound(session_id)
+                finally:
+                    os.close(fd)  # closing the descriptor releases the flock
+            raise SessionError(f"could not lock session {session_id!r}: it keeps being replaced", session_id)
+
+    # -- documents ------------------------------------------------------------------------------------------
+
+    def read(self, session_id: str, name: str) -> dict[str, Any]:
+        """A JSON document of the session by name ({} if not written yet).
+
+        Writes are atomic, so reading needs no lock. ValueError for an unknown name, SessionNotFound for
+        a missing session, SessionError for a file that is not a JSON object.
+        """
+        paths = self.paths(session_id)
+        path = paths.document(name)
+        if not self._is_session(paths.root):
+            raise SessionNotFound(session_id)
+        return self._load(path, session_id)
+
+    @staticmethod
+    def _load(path: Path, session_id: str) -> dict[str, Any]:
+        data = read_json(path, {})
+        if not isinstance(data, dict):
+            raise SessionError(
+                f"{path} holds a JSON {type(data).__name__}, not an object; fix or delete the file",
+                session_id,
+            )
+        return data
+
+    def write(self, session_id: str, name: str, data: dict[str, Any]) -> None:
+        """Replace a JSON document of the session, atomically and under the session's lock."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a session document must be a dict, not {type(data).__name__}")
+        path = self.paths(session_id).document(name)
+        with self.lock(session_id):
+            atomic_write_json(path, data)
+
+    def update(
+        self, session_id: str, name: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any]:
+        """Read-modify-write a document under the session's lock; return what was stored.
+
+        ``change`` gets the current dict ({} if not written yet) and may change it in place and return
+        None, or return a new dict. Do not take the session's lock inside ``change``.
+        """
+        path = self.paths(session_id).document(name)
+        with self.lock(session_id):
+            current = self._load(path, session_id)
+            result = change(current)
+            stored = current if result is None else result
+            if not isinstance(stored, dict):
+                raise TypeError(f"update of {name!r} must give a dict, not {type(stored).__name__}")
+            atomic_write_json(path, stored)
+        return stored
+
+    def all_params(self, session_id: str) -> dict[str, dict[str, Any]]:
+        """The five top-level documents (the get_all_params body minus status); {} for those not written."""
+        paths = self._require(session_id)
+        return {name: self._load(paths.document(name), session_id) for name in ALL_PARAMS}
+
+    # -- writers used by the server and the CLI --------------------------------------------------------------
+
+    def write_env_params(self, session_id: str, params: EnvParams) -> dict[str, Any]:
+        """Store env_params.json from checked parameters; return what was written."""
+        data = params.model_dump(mode="json", include=set(EnvParams.model_fields))
+        self.write(session_id, "env_params", data)
+        return data
+
+    def write_agent_params(
+        self, session_id: str, params: AgentParams, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """Store agent_params.json as sent and set model_history's ``last_created``; return model_history.
+
+        ``last_trained`` is kept. Both files are written under one hold of the lock.
+        """
+        data = params.model_dump(mode="json", include=set(AgentParams.model_fields))
+        created = {
+            **_stamp(now or datetime.now()),
+            "loss": data["loss_fn"],
+            "optimizer": data["optimizer"],
+            "gamma": data["gamma"],
+            "epsilon": data["epsilon"],
+            "model_config": data["model_configuration"],
+        }
+        with self.lock(session_id) as paths:
+            atomic_write_json(paths.agent_params, data)
+            history = self._load(paths.model_history, session_id)
+            history["last_created"] = created
+            history.setdefault("last_trained", {})
+            paths.saved_models.mkdir(exist_ok=True)
+            atomic_write_json(paths.model_history, history)
+        return history
+
+    def write_training_params(self, session_id: str, params: TrainingParams) -> dict[str, Any]:
+        """Store training_params.json from checked parameters; return what was written."""
+        data = params.model_dump(mode="json", include=set(TrainingParams.model_fields))
+        self.write(session_id, "training_params", data)
+        return data
+
+    def write_reward_function(self, session_id: str, source: str) -> dict[str, Any]:
+        """Check a reward function, then replace only ``reward_function`` in training_params.json.
+
+        ParameterError if the source is refused. If the file is missing, the other keys get their defaults.
+        Returns the stored training parameters.
+        """
+        check_reward_function(source)
+        defaults = TrainingParams.model_construct().model_dump(mode="json")
+
+        def replace(current: dict[str, Any]) -> None:
+            for key, value in defaults.items():
+                current.setdefault(key, value)
+            current["reward_function"] = source
+
+        return self.update(session_id, "training_params", replace)
