@@ -168,6 +168,7 @@ class Trainer:
         self._score_sum = float(sum(self.scores))
         self._best_state: dict | None = None
         self._dirty = False
+        self._update_debt = 0.0  # gradient updates owed (fractional), see DQNSettings
         self._last_persist = self._last_checkpoint = self._started = time.perf_counter()
 
     def _elapsed(self) -> float:
@@ -176,7 +177,7 @@ class Trainer:
     def _step(self, emit: EventHandler) -> None:
         settings, config = self.options.settings, self.setup.config
         epsilon = epsilon_at(self.episodes, config.epsilon, self.target_episodes, settings)
-        finished_any = False
+        episodes_before, steps_before = self.episodes, self.steps
         for index, env in enumerate(self.envs):
             observations = self.observations[index]
             actions = self.agent.act(observations, epsilon, self.rng)
@@ -191,15 +192,18 @@ class Trainer:
             self.observations[index] = next_observations
             self.steps += len(actions)
             if done.any():
-                finished_any = True
                 for car in np.flatnonzero(done):
                     self._episode_finished(emit, info, int(car), epsilon, self.track_names[index])
                     if self.episodes >= self.target_episodes:
                         break
+        finished, steps_taken = self.episodes - episodes_before, self.steps - steps_before
         if self.buffer.size >= settings.learning_starts:
-            for _ in range(settings.updates_per_step):
+            self._update_debt += (steps_taken * settings.replay_ratio / settings.batch_size
+                                  + finished * settings.updates_per_episode)
+            while self._update_debt >= 1.0:
                 self.agent.update(self.buffer, self.rng)
-        if finished_any:
+                self._update_debt -= 1.0
+        if finished:
             self._persist()
         if time.perf_counter() - self._last_checkpoint >= self.options.checkpoint_interval:
             self._save_checkpoint()

@@ -76,7 +76,7 @@ def test_replay_buffer_wraps_around_and_samples_what_was_stored() -> None:
         obs = np.arange(start, start + n, dtype=np.float32)[:, None].repeat(5, axis=1)
         buffer.add(obs, np.ones(n, dtype=np.int64), np.full(n, 2.0), obs + 1, np.zeros(n))
     assert buffer.size == 10
-    stored = set(buffer.observations[:, 0].tolist())
+    stored = set(buffer.rows[:, 0].tolist())
     assert stored == set(map(float, range(8, 18)))
     obs, actions, rewards, next_obs, dones = buffer.sample(64, np.random.default_rng(0))
     assert torch.equal(next_obs, obs + 1) and set(obs[:, 0].tolist()) <= stored
