@@ -26,6 +26,7 @@ serve: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/env_throughput.py
+	$(BIN)/python benchmarks/learning.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -78,7 +78,9 @@ class ParameterError(ValueError):
         self.value = value
         self.accepted = accepted
         self.line = line
-        super().__init__(f"{parameter} = {_shown(value)} is not valid: {accepted}")
+        # A reward function's source is no help in a one-line message: its problem and line are.
+        shown = "" if parameter == "reward_function" else f" = {_shown(value)}"
+        super().__init__(f"{parameter}{shown} is not valid: {accepted}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.parameter, self.value, self.accepted, self.line))

@@ -293,14 +293,14 @@ def test_reward_function_errors_carry_the_line(source: str, line: int, problem: 
 ])
 def test_reward_function_structure_errors(source: Any, problem: str) -> None:
     message = only_message(TrainingParams, reward_function=source)
-    assert message.startswith(f"reward_function = {source!r}"[:40]) and problem in message
+    assert message.startswith("reward_function is not valid: ") and problem in message
 
 
-def test_a_long_source_is_cut_short_in_the_message() -> None:
+def test_a_reward_function_message_gives_the_problem_and_line_not_the_source() -> None:
     source = "def reward_function(params):\n" + "    x = 1\n" * 50 + "    return params['nope']\n"
     message = only_message(TrainingParams, reward_function=source)
-    assert "..." in message and "(line 52: return params['nope'])" in message
-    assert message.count("x = 1") < 10  # the source is not repeated in full
+    assert "(line 52: return params['nope'])" in message
+    assert "x = 1" not in message
 
 
 # -- pydantic errors in our words ---------------------------------------------------------------------------
