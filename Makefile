@@ -21,8 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 serve: $(STAMP)
-	@echo "The rewards server is not built yet (issue 4). Try 'make bench' to see the simulator run." >&2
-	@exit 1
+	$(BIN)/rewards-api serve
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/env_throughput.py

@@ -257,5 +257,54 @@ def delete(
     console.print(f"Deleted session {session}")
 
 
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8000,
+    token: Annotated[str | None, typer.Option(help="The token clients must send (default: $REWARDS_TOKEN, "
+                                              "else one kept in the home folder).")] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="No token (loopback only), for the original "
+                                          "UI.")] = False,
+    max_jobs: Annotated[int | None, typer.Option(help="Trainings at once (default: the cores).")] = None,
+    cors_origin: Annotated[list[str] | None, typer.Option(help="Allow this browser origin (repeat the "
+                                                          "option for more).")] = None,
+) -> None:
+    """Start the rewards server: the original /api/v1 API, with docs at /docs."""
+    import uvicorn
+
+    from .config import Settings, server_token
+    from .server.app import create_app
+
+    overrides: dict[str, Any] = {"home": _store(ctx).home, "host": host, "port": port, "no_auth": no_auth}
+    for name, value in (("token", token), ("max_jobs", max_jobs), ("cors_origins", cor_list(cors_origin))):
+        if value is not None:
+            overrides[name] = value
+    with user_errors():
+        settings = Settings(**overrides)
+        settings.check()
+        secret = None if settings.no_auth else server_token(settings)
+        application = create_app(settings, secret)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/"
+    console.print(f"rewards server on {url}  (API docs: {url}docs)", highlight=False)
+    console.print(f"  sessions in {settings.home}", highlight=False)
+    if secret is None:
+        console.print("  auth is OFF (--no-auth): only this machine can reach it", highlight=False)
+    else:
+        console.print(f"  token: {url}?token={secret}", highlight=False)
+        console.print("  send it as 'Authorization: Bearer <token>' or '?token=<token>'", highlight=False)
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+def cor_list(origins: list[str] | None) -> list[str] | None:
+    return list(origins) if origins else None
+
+
+def start_rewards_server() -> None:
+    """The original package's command name: ``start-rewards-server`` is ``rewards-api serve``."""
+    app(["serve", *sys.argv[1:]])
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -33,6 +33,7 @@ __all__ = [
     "NUM_ACTIONS",
     "NUM_RADARS",
     "OPTIMIZERS",
+    "REWARD_CHECKED",
     "AgentConfig",
     "AgentParams",
     "EnvParams",
@@ -40,6 +41,7 @@ __all__ = [
     "TrainingParams",
     "as_fraction",
     "check_reward_function",
+    "describe_errors",
     "first_error_message",
     "parse_model_configuration",
     "validation_errors",
@@ -373,9 +375,18 @@ class TrainingParams(BaseModel):
 
     @field_validator("reward_function", mode="before")
     @classmethod
-    def _check_reward(cls, value: Any) -> str:
+    def _check_reward(cls, value: Any, info: pydantic.ValidationInfo) -> str:
+        # The server checks reward code in another process and says so with this context: user code
+        # must never run inside it (``TrainingParams.model_validate(data, context=REWARD_CHECKED)``).
+        if info.context and info.context.get("reward_checked"):
+            if not isinstance(value, str):
+                raise ParameterError("reward_function", value, "send the Python source as text")
+            return value
         return check_reward_function(value)
 
+
+REWARD_CHECKED = {"reward_checked": True}
+"""Validation context for a reward function already checked elsewhere (in a sandbox process)."""
 
 DEFAULT_ENV_PARAMS = EnvParams()
 """The original UI's environment defaults (a frozen model; ``.model_dump()`` gives the JSON dict)."""
@@ -415,13 +426,23 @@ def _generic_message(parameter: str, error: Any) -> str:
 
 def validation_errors(exc: pydantic.ValidationError) -> list[dict[str, str]]:
     """``[{"parameter", "message"}]`` for each problem, with our messages instead of pydantic's."""
+    return describe_errors(exc.errors())
+
+
+_REQUEST_PARTS = ("body", "query", "path", "header", "cookie")
+
+
+def describe_errors(errors: Any) -> list[dict[str, str]]:
+    """:func:`validation_errors` for a list of pydantic error dicts (as FastAPI reports them)."""
     found: list[dict[str, str]] = []
-    for error in exc.errors():
+    for error in errors:
         cause = error.get("ctx", {}).get("error")
         if isinstance(cause, ParameterError):
             found.append({"parameter": cause.parameter, "message": str(cause)})
             continue
         names = [str(part) for part in error.get("loc", ()) if isinstance(part, str)]
+        if len(names) > 1 and names[0] in _REQUEST_PARTS:  # FastAPI says where: ("query", "session_id")
+            names = names[1:]
         parameter = names[0] if names else "body"
         found.append({"parameter": parameter, "message": _generic_message(parameter, error)})
     return found

@@ -1,0 +1,86 @@
+"""The FastAPI application: the original ``/api/v1`` API, token auth, CORS and errors that keep ``status``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from .. import __version__
+from ..config import Settings
+from ..params import ParameterError, describe_errors
+from ..store import InvalidSessionId, SessionError, SessionExists, SessionNotFound, SessionStore
+from .auth import require_token
+from .routes import Conflict, router
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def error(status: int, message: str, **extra: Any) -> JSONResponse:
+    """A JSON error that keeps the original API's ``status`` field and says what to fix."""
+    body = {"status": status, "message": message, "detail": message, **extra}
+    return JSONResponse(body, status_code=status)
+
+
+def create_app(settings: Settings, token: str | None) -> FastAPI:
+    """The server for ``settings``; ``token`` is required on every API call (``None``: auth off)."""
+    settings.check()
+    app = FastAPI(
+        title="rewards",
+        version=__version__,
+        summary="A local lab for learning reinforcement learning: the original rewards_api, fast and safe.",
+    )
+    app.state.settings = settings
+    app.state.token = token
+    app.state.store = SessionStore(settings.home)
+    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
+                       allow_methods=["*"], allow_headers=["*"])
+    app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(require_token)])
+
+    @app.get("/health", summary="Liveness (no token needed)")
+    def health() -> dict[str, Any]:
+        return {"status": 200, "ok": True, "version": __version__}
+
+    @app.exception_handler(HTTPException)
+    def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        response = error(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = describe_errors(exc.errors())
+        return error(422, problems[0]["message"] if problems else "invalid request", errors=problems)
+
+    @app.exception_handler(ParameterError)
+    def invalid_parameter(request: Request, exc: ParameterError) -> JSONResponse:
+        return error(422, str(exc), errors=[{"parameter": exc.parameter, "message": str(exc)}])
+
+    @app.exception_handler(InvalidSessionId)
+    def invalid_session(request: Request, exc: InvalidSessionId) -> JSONResponse:
+        return error(422, str(exc), errors=[{"parameter": "session_id", "message": str(exc)}])
+
+    @app.exception_handler(SessionNotFound)
+    def not_found(request: Request, exc: SessionNotFound) -> JSONResponse:
+        return error(404, str(exc))
+
+    @app.exception_handler(SessionExists)
+    def exists(request: Request, exc: SessionExists) -> JSONResponse:
+        return error(409, str(exc))
+
+    @app.exception_handler(Conflict)
+    def conflict(request: Request, exc: Conflict) -> JSONResponse:
+        return error(409, str(exc))
+
+    @app.exception_handler(SessionError)
+    def broken_session(request: Request, exc: SessionError) -> JSONResponse:
+        log.error("session files: %s", exc)
+        return error(500, f"the session's files could not be read: {exc}")
+
+    return app

@@ -1,0 +1,151 @@
+"""The original ``/api/v1`` endpoints for sessions and their parameters, with the same shapes.
+
+Handlers are plain ``def``: FastAPI runs them in its thread pool, so file work never blocks the event
+loop. Every JSON object answer carries ``status`` (the HTTP status) except ``get_all_sessions``, whose
+keys are session ids only (the original UI lists sessions with ``Object.keys``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
+
+from ..envs.render import track_png
+from ..envs.tracks import builtin_track
+from ..params import REWARD_CHECKED, AgentParams, EnvParams, TrainingParams
+from ..store import SessionNotFound, SessionStore
+from .models import (
+    AgentParamsRequest,
+    EnvParamsRequest,
+    RewardFunctionRequest,
+    TrainingParamsRequest,
+    _session_id,
+    params_of,
+)
+from .reward_check import check_reward_source
+
+router = APIRouter()
+
+TRACK_FILES = {
+    "track-1.png": ("training", 1),
+    "track-2.png": ("training", 2),
+    "track-3.png": ("training", 3),
+    "evaluation-track-1.png": ("evaluation", 1),
+}
+"""Track pictures by file name: the original API's three training names, and the evaluation track."""
+
+ENVIRONMENTS = [
+    {"name": "Car Racer", "id": "car-race", "isReleased": True,
+     "description": "Drive a car round a track with 5 radar sensors; write the reward that teaches it."},
+    {"name": "Snake", "id": "snake", "isReleased": False, "description": "Coming later."},
+    {"name": "Flappy Bird", "id": "flappy-bird", "isReleased": False, "description": "Coming later."},
+]
+
+
+def get_store(request: Request) -> SessionStore:
+    return request.app.state.store
+
+
+Store = Annotated[SessionStore, Depends(get_store)]
+
+
+def session_query(session_id: Annotated[str, Query(description="The session's id.")]) -> str:
+    return _session_id(session_id)
+
+
+SessionId = Annotated[str, Depends(session_query)]
+
+
+def ok(**body: Any) -> dict[str, Any]:
+    return {"status": 200, **body}
+
+
+@router.post("/create_session", summary="Create a session")
+def create_session(store: Store, session_id: SessionId) -> dict[str, Any]:
+    return ok(**store.create(session_id))
+
+
+@router.post("/delete_session", summary="Delete a session and its files")
+def delete_session(request: Request, store: Store, session_id: SessionId) -> dict[str, Any]:
+    if not store.exists(session_id):
+        raise SessionNotFound(session_id)
+    jobs = getattr(request.app.state, "jobs", None)
+    if jobs is not None and jobs.is_active(session_id):
+        raise Conflict(f"session {session_id!r} is training: stop it first (GET /api/v1/stop?session_id=...)")
+    store.delete(session_id)
+    return ok(message=f"session {session_id!r} deleted")
+
+
+class Conflict(Exception):
+    """A request that cannot be done in the session's current state (a 409)."""
+
+
+def _existing(store: SessionStore, session_id: str) -> None:
+    store.read(session_id, "model_history")  # SessionNotFound (404) for an unknown session
+
+
+@router.post("/write_env_params", summary="Write env_params.json")
+def write_env_params(store: Store, body: EnvParamsRequest) -> dict[str, Any]:
+    _existing(store, body.session_id)
+    stored = store.write_env_params(body.session_id, EnvParams(**params_of(body)))
+    return ok(message="env_params.json written", env_params=stored)
+
+
+@router.post("/write_agent_params", summary="Write agent_params.json and start a new model")
+@router.post("/write_agent_parameters", summary="Write agent_params.json (the original's other name)")
+def write_agent_params(store: Store, body: AgentParamsRequest) -> dict[str, Any]:
+    _existing(store, body.session_id)
+    history = store.write_agent_params(body.session_id, AgentParams(**params_of(body)))
+    return ok(last_created=history.get("last_created", {}), last_trained=history.get("last_trained", {}))
+
+
+@router.post("/write_training_params", summary="Check the reward function and write training_params.json")
+def write_training_params(store: Store, body: TrainingParamsRequest) -> dict[str, Any]:
+    _existing(store, body.session_id)
+    check_reward_source(body.reward_function)
+    params = TrainingParams.model_validate(params_of(body), context=REWARD_CHECKED)
+    stored = store.write_training_params(body.session_id, params)
+    return ok(message="training_params.json written", training_params=stored)
+
+
+@router.post("/write_reward_fn", summary="Check and replace only the reward function")
+def write_reward_fn(store: Store, body: RewardFunctionRequest) -> dict[str, Any]:
+    _existing(store, body.session_id)
+    check_reward_source(body.reward_function)
+    current = store.read(body.session_id, "training_params")
+    params = TrainingParams.model_validate({**current, "reward_function": body.reward_function},
+                                           context=REWARD_CHECKED)
+    stored = store.write_training_params(body.session_id, params)
+    return ok(message="reward function written", training_params=stored)
+
+
+@router.get("/get_all_params", summary="Every parameter and metric of a session")
+def get_all_params(store: Store, session_id: SessionId) -> dict[str, Any]:
+    return ok(**store.all_params(session_id))
+
+
+@router.get("/get_all_sessions", summary="Every session's parameters and metrics, by session id")
+def get_all_sessions(store: Store) -> dict[str, Any]:
+    return {session_id: store.all_params(session_id) for session_id in store.list_sessions()}
+
+
+@router.api_route("/get_all_envs", methods=["GET", "POST"], summary="The environments on offer")
+def get_all_envs() -> list[dict[str, Any]]:
+    return ENVIRONMENTS
+
+
+@router.api_route("/get_all_tracks", methods=["GET", "POST"], summary="The training tracks' file names")
+def get_all_tracks() -> list[str]:
+    return [name for name, (mode, _) in TRACK_FILES.items() if mode == "training"]
+
+
+@router.get("/tracks/{name}", summary="A track's picture (PNG)", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}})
+def get_track_png(name: str) -> Response:
+    if name not in TRACK_FILES:
+        raise HTTPException(404, f"there is no track {name!r}: tracks are {', '.join(TRACK_FILES)}")
+    mode, number = TRACK_FILES[name]
+    return Response(track_png(builtin_track(mode, number)), media_type="image/png",
+                    headers={"Cache-Control": "public, max-age=3600"})
