@@ -37,6 +37,10 @@ class TrialResult:
     steps: int
 
 
+CarPose = tuple[float, float, int, list[float], float, float]
+"""One step of a trial for replaying it: ``(x, y, heading index, radars, score, progress)``."""
+
+
 def load_best_model(store: SessionStore, session_id: str) -> QNetwork:
     """The session's ``model.pth`` in a Q-network built from its ``model_configuration``."""
     setup = load_setup(store, session_id)
@@ -55,20 +59,30 @@ def load_best_model(store: SessionStore, session_id: str) -> QNetwork:
 
 
 def greedy_trials(network: QNetwork, env: gym.Env, num_trials: int,
-                  on_event: Callable[[Event], None] | None = None) -> list[TrialResult]:
-    """Drive ``num_trials`` greedy laps from evenly spaced starts (trial 1 on the start line)."""
+                  on_event: Callable[[Event], None] | None = None,
+                  poses: list[list[CarPose]] | None = None) -> list[TrialResult]:
+    """Drive ``num_trials`` greedy laps from evenly spaced starts (trial 1 on the start line).
+
+    With ``poses``, each trial's steps are appended to it (one list per trial) so it can be replayed.
+    """
     torch.set_num_threads(1)
     env = env.unwrapped
     results = []
     for trial in range(num_trials):
         start = trial * env.track.num_waypoints // num_trials
         observation, _ = env.reset(options={"start_waypoint": start})
+        car = env.car
+        trail: list[CarPose] = []
         while True:
+            trail.append((car.x, car.y, car.heading, list(car.radars), car.score, car.progress))
             with torch.no_grad():
                 action = int(network(torch.from_numpy(observation[None])).argmax())
             observation, _, terminated, truncated, info = env.step(action)
             if terminated or truncated:
+                trail.append((car.x, car.y, car.heading, list(car.radars), car.score, car.progress))
                 break
+        if poses is not None:
+            poses.append(trail)
         result = TrialResult(score=float(info["score"]), lap_complete=bool(info["lap_complete"]),
                              progress=float(info["progress"]), steps=int(info["steps"]))
         results.append(result)
@@ -85,8 +99,12 @@ def evaluate(
     track: int | str = 1,
     num_trials: int = DEFAULT_TRIALS,
     on_event: Callable[[Event], None] | None = None,
+    poses: list[list[CarPose]] | None = None,
 ) -> dict:
-    """Run ``num_trials`` greedy trials and record them; returns the track's metrics object."""
+    """Run ``num_trials`` greedy trials and record them; returns the track's metrics object.
+
+    With ``poses``, every trial's steps are collected there too (see :func:`greedy_trials`).
+    """
     if not 1 <= int(num_trials) <= 100:
         raise ValueError(f"num_trials must be 1..100, not {num_trials!r}")
     emit = on_event or (lambda event: None)
@@ -94,7 +112,7 @@ def evaluate(
     reward = compile_reward_source(load_setup(store, session_id).reward_source)
     env = gym.make(ENV_ID, track=track, mode=mode, reward_function=reward).unwrapped
     started = time.perf_counter()
-    results = greedy_trials(network, env, num_trials, emit)
+    results = greedy_trials(network, env, num_trials, emit, poses)
     elapsed = time.perf_counter() - started
     metrics = {
         "num_trials": num_trials,
@@ -117,3 +135,14 @@ def evaluate(
     store.update(session_id, "evaluation_metrics", record)
     return metrics
 
+
+
+def final_eval_score(document: dict) -> float:
+    """The original's summary of evaluation_metrics.json: the sum over every evaluated track (in both
+    modes) of ``record / num_trials``."""
+    total = 0.0
+    for mode in ("training", "evaluation"):
+        for key, metrics in document.get(mode, {}).items():
+            if key.isdigit() and isinstance(metrics, dict) and metrics.get("num_trials"):
+                total += float(metrics["record"]) / float(metrics["num_trials"])
+    return round(total, 4)

@@ -52,3 +52,11 @@ class RewardFunctionRequest(SessionRequest):
 def params_of(request: BaseModel) -> dict[str, Any]:
     """The parameters of a request, without its session id."""
     return request.model_dump(exclude={"session_id"})
+
+
+class EvaluateRequest(SessionRequest):
+    """``POST /evaluate/``: evaluate the session's best model on one track."""
+
+    mode: str = "training"
+    track_num: int | str = 1
+    num_trials: int = 5

@@ -7,24 +7,29 @@ keys are session ids only (the original UI lists sessions with ``Object.keys``).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from ..envs.render import track_png
-from ..envs.tracks import builtin_track
-from ..params import REWARD_CHECKED, AgentParams, EnvParams, TrainingParams
+from ..envs.tracks import Track, builtin_track, get_track
+from ..params import REWARD_CHECKED, AgentParams, EnvParams, ParameterError, TrainingParams
+from ..runs.evaluate import final_eval_score
 from ..store import SessionNotFound, SessionStore
+from .evaluation import EvaluationFailed, run_evaluation
 from .models import (
     AgentParamsRequest,
     EnvParamsRequest,
+    EvaluateRequest,
     RewardFunctionRequest,
     TrainingParamsRequest,
     _session_id,
     params_of,
 )
 from .reward_check import check_reward_source
+from .streams import MJPEG_MEDIA_TYPE, mjpeg_response, paced, replay_frames
 
 router = APIRouter()
 
@@ -149,3 +154,49 @@ def get_track_png(name: str) -> Response:
     mode, number = TRACK_FILES[name]
     return Response(track_png(builtin_track(mode, number)), media_type="image/png",
                     headers={"Cache-Control": "public, max-age=3600"})
+
+
+def _evaluation_target(mode: str, track_num: int | str, num_trials: int) -> tuple[str, Track]:
+    if mode not in ("training", "evaluation"):
+        raise ParameterError("mode", mode, "use 'training' or 'evaluation'")
+    try:
+        track = get_track(int(track_num) if str(track_num).isdigit() else track_num, mode)
+    except (ValueError, TypeError) as exc:
+        raise ParameterError("track_num", track_num, str(exc)) from None
+    if not 1 <= int(num_trials) <= 100:
+        raise ParameterError("num_trials", num_trials, "use a whole number from 1 to 100")
+    return mode, track
+
+
+async def _evaluate(request: Request, store: SessionStore, body: EvaluateRequest) -> StreamingResponse:
+    mode, track = _evaluation_target(body.mode, body.track_num, body.num_trials)
+    everything = await asyncio.to_thread(store.all_params, body.session_id)
+    fps = float(everything["env_params"].get("car_speed", 20))
+    key = str(body.track_num)
+    try:
+        done = await asyncio.to_thread(run_evaluation, store.home, body.session_id, mode, key,
+                                       body.num_trials)
+    except EvaluationFailed as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    label = f"{mode} track {key}"
+    return mjpeg_response(paced(replay_frames(track, done.poses, label), fps))
+
+
+@router.post("/evaluate/", summary="Evaluate the best model (JSON body); streams the trials as MJPEG",
+             response_class=StreamingResponse, responses={200: {"content": {MJPEG_MEDIA_TYPE: {}}}})
+@router.post("/evaluate", include_in_schema=False)
+async def evaluate_post(request: Request, store: Store, body: EvaluateRequest) -> StreamingResponse:
+    return await _evaluate(request, store, body)
+
+
+@router.get("/evaluate", summary="Evaluate the best model (query); streams the trials as MJPEG",
+            response_class=StreamingResponse, responses={200: {"content": {MJPEG_MEDIA_TYPE: {}}}})
+async def evaluate_get(request: Request, store: Store, session_id: SessionId, mode: str = "training",
+                       track_num: str = "1", num_trials: int = 5) -> StreamingResponse:
+    body = EvaluateRequest(session_id=session_id, mode=mode, track_num=track_num, num_trials=num_trials)
+    return await _evaluate(request, store, body)
+
+
+@router.get("/final_eval_score", summary="Sum over evaluated tracks of record / num_trials")
+def get_final_eval_score(store: Store, session_id: SessionId) -> dict[str, Any]:
+    return ok(score=final_eval_score(store.read(session_id, "evaluation_metrics")))
