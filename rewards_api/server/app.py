@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -16,6 +19,7 @@ from ..params import ParameterError, describe_errors
 from ..store import InvalidSessionId, SessionError, SessionExists, SessionNotFound, SessionStore
 from .auth import require_token
 from .routes import Conflict, router
+from .training import router as training_router
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +35,22 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
 def create_app(settings: Settings, token: str | None) -> FastAPI:
     """The server for ``settings``; ``token`` is required on every API call (``None``: auth off)."""
     settings.check()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from ..runs.jobs import JobManager
+        from .live import LiveViews
+
+        app.state.jobs = JobManager(settings.home, max_jobs=settings.max_jobs)
+        app.state.live_views = LiveViews(app.state.jobs, app.state.store)
+        try:
+            yield
+        finally:
+            await app.state.live_views.close()
+            await asyncio.to_thread(app.state.jobs.shutdown)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="rewards",
         version=__version__,
         summary="A local lab for learning reinforcement learning: the original rewards_api, fast and safe.",
@@ -41,7 +60,8 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
     app.state.store = SessionStore(settings.home)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
                        allow_methods=["*"], allow_headers=["*"])
-    app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(require_token)])
+    for area in (router, training_router):
+        app.include_router(area, prefix=API_PREFIX, dependencies=[Depends(require_token)])
 
     @app.get("/health", summary="Liveness (no token needed)")
     def health() -> dict[str, Any]:

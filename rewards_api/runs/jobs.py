@@ -1,0 +1,784 @@
+"""Trainings in worker processes, for the HTTP server: a job per session, a queue, live events and weights.
+
+The server must never run user reward code in its own process, never block its event loop, and survive a
+worker that fails. :class:`JobManager` gives it that:
+
+- every training runs in its own process (``multiprocessing`` "spawn" context: fork is unsafe with threads
+  and PyTorch); at most ``max_jobs`` run at once, the others wait in FIFO order;
+- one relay thread in the manager launches workers, reads what they send, updates the :class:`JobStatus`
+  of each session, fans events out to :class:`Subscription` queues, and notices a worker that dies without
+  reporting (killed, segfault) by watching its process sentinel;
+- the public methods only take a lock for a moment and never wait for a worker: :meth:`JobManager.stop`
+  signals and returns, the state changes when the worker reports.
+
+Each worker talks to the manager over two one-way pipes of its own (not a queue shared by all workers, and
+not a ``multiprocessing.Event``): a worker killed in the middle of a write can then only break its own pipe,
+never leave a shared lock held (a ``multiprocessing.Queue``'s write lock, or the lock inside a
+``multiprocessing.Event``) that would hang the other workers or the manager. The control pipe also tells
+a worker that its manager is gone (end of file): it then stops and saves, so no training is orphaned.
+
+Messages from a worker are JSON (events, states) or raw ``torch.save`` bytes (weights, loaded with
+``weights_only=True``): the manager never unpickles what a process running user code sends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..store import SessionNotFound, SessionStore
+from .events import Event, FrameReady, score_value
+from .train import Trainer, TrainingError, TrainingOptions
+
+log = logging.getLogger(__name__)
+
+__all__ = ["JobManager", "JobState", "JobStatus", "Subscription"]
+
+WEIGHTS_INTERVAL = 0.5
+"""Seconds of training between two copies of the Q-network sent by a worker (one is sent at start)."""
+SUBSCRIPTION_SIZE = 256
+"""Default bound of a subscriber's queue; when it is full the oldest item is dropped."""
+RELAY_TICK = 0.1
+"""Longest time the relay thread blocks before looking again (it is woken at once by start/stop)."""
+EXIT_GRACE = 5.0
+"""Seconds a worker may take to exit after it reported its end, before it is killed."""
+
+_JSON = b"J"
+_WEIGHTS = b"W"
+
+
+class JobState(str, Enum):
+    """Where a session's job is; ``finished``, ``failed`` and ``stopped`` are final."""
+
+    queued = "queued"
+    running = "running"
+    finished = "finished"
+    failed = "failed"
+    stopped = "stopped"
+
+    @property
+    def active(self) -> bool:
+        """Queued or running."""
+        return self in (JobState.queued, JobState.running)
+
+
+@dataclass
+class JobStatus:
+    """A snapshot of one session's job (the manager hands out copies; changing one changes nothing).
+
+    ``pid`` is the worker's process id while it runs; ``layers`` the Q-network's ``[(in, out), ...]``
+    once the worker has started (what :meth:`JobManager.latest_weights` loads into, with
+    ``rewards_api.agents.dqn.QNetwork(layers)``).
+    """
+
+    session_id: str
+    state: JobState
+    episode: int = 0  # episodes done (over all runs of the session's model)
+    episodes: int = 0  # the target; 0 until the worker has started
+    record: float | None = None
+    last_score: float | None = None
+    epsilon: float | None = None
+    steps: int = 0
+    error: str | None = None
+    queued_at: float | None = None  # epoch seconds
+    started_at: float | None = None
+    finished_at: float | None = None
+    pid: int | None = None
+    layers: list[tuple[int, int]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``state`` as its string value, ``layers`` as lists)."""
+        data = asdict(self)
+        data["state"] = self.state.value
+        data["layers"] = [list(layer) for layer in self.layers] if self.layers is not None else None
+        return data
+
+    @property
+    def active(self) -> bool:
+        return self.state.active
+
+
+# ----- subscriptions -------------------------------------------------------------------------------------
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Subscription:
+    """A bounded queue of one session's event dicts for one consumer (from :meth:`JobManager.subscribe`).
+
+    Items are ``event.to_dict()`` of every EpisodeFinished / TrainingFinished / TrainingFailed, and a
+    ``{"kind": "state", **JobStatus.to_dict()}`` on each state change (and one at subscribe time when the
+    session has a job). When the queue is full the oldest item is dropped (counted in :attr:`dropped`), so
+    a slow consumer never holds up the relay or the other consumers.
+
+    Threads use :meth:`get`; asyncio code uses ``await next()`` or ``async for item in subscription``.
+    The relay thread hands items to asyncio safely: a waiting :meth:`next` registers a future of its own
+    running loop, and the relay completes it with ``loop.call_soon_threadsafe`` (no thread is parked per
+    waiting consumer, and nothing needs to be captured at subscribe time).
+
+    The subscription lives until :meth:`close` (or the manager's shutdown): it spans the session's jobs,
+    so a viewer also sees a job started again later. It is a context manager (sync and async).
+    """
+
+    def __init__(self, session_id: str, maxsize: int = SUBSCRIPTION_SIZE, manager: JobManager | None = None):
+        if maxsize < 1:
+            raise ValueError("a subscription holds at least one item")
+        self.session_id = session_id
+        self.maxsize = maxsize
+        self.dropped = 0
+        self._items: deque[dict[str, Any]] = deque()
+        self._cond = threading.Condition()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._closed = False
+        self._manager = manager
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: dict[str, Any]) -> None:
+        """Add an item (the relay does this); never blocks: a full queue drops its oldest item."""
+        with self._cond:
+            if self._closed:
+                return
+            if len(self._items) >= self.maxsize:
+                self._items.popleft()
+                self.dropped += 1
+            self._items.append(item)
+            self._cond.notify_all()
+            waiters, self._waiters = self._waiters, []
+        self._wake_waiters(waiters)
+
+    @staticmethod
+    def _wake_waiters(waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]) -> None:
+        for loop, future in waiters:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(_wake, future)
+
+    def get(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next item, waiting up to ``timeout`` seconds (None: until one comes or the subscription
+        closes); None on timeout or once closed and empty. For threads: do not call it on an event loop."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._items or self._closed, timeout)
+            return self._items.popleft() if self._items else None
+
+    async def next(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next item, awaiting up to ``timeout`` seconds without blocking the event loop; None on
+        timeout or once closed and empty."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            with self._cond:
+                if self._items:
+                    return self._items.popleft()
+                if self._closed:
+                    return None
+                future: asyncio.Future[None] = loop.create_future()
+                self._waiters.append((loop, future))
+            remaining = None if deadline is None else deadline - loop.time()
+            try:
+                if remaining is not None and remaining <= 0:
+                    raise asyncio.TimeoutError
+                await asyncio.wait_for(future, remaining)
+            except asyncio.TimeoutError:
+                with self._cond:
+                    return self._items.popleft() if self._items else None
+            finally:
+                with self._cond, contextlib.suppress(ValueError):
+                    self._waiters.remove((loop, future))
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        item = await self.next()
+        if item is None:
+            raise StopAsyncIteration
+        return item
+
+    def __iter__(self) -> Subscription:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        item = self.get()
+        if item is None:
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        """Unsubscribe; waiting readers get what is left, then None. Safe to call twice."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
+            waiters, self._waiters = self._waiters, []
+        self._wake_waiters(waiters)
+        if self._manager is not None:
+            self._manager._unsubscribe(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+# ----- the worker process ----------------------------------------------------------------------------------
+
+
+class _Channel:
+    """The worker's end of its result pipe: frames tagged JSON or weights; remembers a broken pipe."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.broken = False
+        self._lock = threading.Lock()
+
+    def send(self, tag: bytes, payload: bytes) -> bool:
+        if self.broken:
+            return False
+        try:
+            with self._lock:
+                self.connection.send_bytes(tag + payload)
+        except OSError:  # the manager is gone
+            self.broken = True
+            return False
+        return True
+
+    def send_json(self, message: dict[str, Any]) -> bool:
+        return self.send(_JSON, json.dumps(message).encode())
+
+
+def _state_dict_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({name: tensor.detach().cpu() for name, tensor in state.items()}, buffer)
+    return buffer.getvalue()
+
+
+class _WorkerTrainer(Trainer):
+    """A Trainer that reports its start (target, counters, layers) and sends its Q-network's weights.
+
+    It hooks ``Trainer._start`` and ``Trainer._step``, the only places that see the run set up and
+    stepping; public hooks in train.py would be better (see the module's report).
+    """
+
+    def __init__(self, store: SessionStore, session_id: str, options: TrainingOptions | None,
+                 channel: _Channel) -> None:
+        super().__init__(store, session_id, options)
+        self._channel = channel
+        self._weights_sent = 0.0
+
+    def _start(self, reward: Any) -> None:
+        super()._start(reward)
+        self._channel.send_json({"kind": "started", "episode": self.episodes,
+                                 "episodes": self.target_episodes, "steps": self.steps,
+                                 "record": score_value(self.record) if np.isfinite(self.record) else None,
+                                 "layers": [list(layer) for layer in self.setup.config.layers]})
+        self._send_weights()
+
+    def _step(self, emit: Any) -> None:
+        super()._step(emit)
+        if time.monotonic() - self._weights_sent >= WEIGHTS_INTERVAL:
+            self._send_weights()
+
+    def _send_weights(self) -> None:
+        self._weights_sent = time.monotonic()
+        if not self._channel.send(_WEIGHTS, _state_dict_bytes(self.agent.q.state_dict())):
+            self.stop()
+
+
+def _worker_main(home: str, session_id: str, options: TrainingOptions | None, results: Connection,
+                 control: Connection) -> None:
+    """Run one session's training in this (spawned) process and report to the manager.
+
+    A ``stop`` on ``control`` (or its end of file: the manager is gone) makes a watcher thread call
+    ``trainer.stop()``; the run then saves what it learned and ends as ``stopped``.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the server's terminal: the manager stops us
+    torch.set_num_threads((options or TrainingOptions()).torch_threads)
+    channel = _Channel(results)
+    stopping = threading.Event()
+    trainers: list[Trainer] = []
+
+    def watch() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            control.recv_bytes()
+        stopping.set()
+        for trainer in trainers:
+            trainer.stop()
+
+    threading.Thread(target=watch, name="rewards-stop-watch", daemon=True).start()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, FrameReady):
+            return
+        if not channel.send_json(event.to_dict()) or stopping.is_set():
+            for trainer in trainers:
+                trainer.stop()
+
+    try:
+        trainer = _WorkerTrainer(SessionStore(home), session_id, options, channel)
+        trainers.append(trainer)
+        if stopping.is_set():
+            trainer.stop()
+        result = trainer.run(on_event)
+        state = JobState.stopped if result.stopped else JobState.finished
+        channel.send_json({"kind": "end", "state": state.value, "error": None})
+    except TrainingError as exc:
+        channel.send_json({"kind": "end", "state": JobState.failed.value, "error": str(exc),
+                           "reported": True})
+    except Exception as exc:
+        log.exception("training of session %s failed", session_id)
+        channel.send_json({"kind": "end", "state": JobState.failed.value,
+                           "error": f"{type(exc).__name__}: {exc}", "reported": False})
+    finally:
+        results.close()
+
+
+# ----- the manager ------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Job:
+    status: JobStatus
+    process: BaseProcess | None = None
+    results: Connection | None = None
+    control: Connection | None = None
+    launching: bool = False
+    stop_requested: bool = False
+    killed: bool = False  # by shutdown, after it did not stop in time
+    ended: float | None = None  # monotonic time the worker reported its end
+    exit_killed: bool = False  # it then did not exit within EXIT_GRACE
+    weights: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def has_worker(self) -> bool:
+        """A worker is being launched, or its process has not been reaped yet."""
+        return self.launching or self.process is not None
+
+    @property
+    def holds_slot(self) -> bool:
+        """Counts against max_jobs: a worker that reported its end only has its interpreter to tear down
+        (about a second with PyTorch), so the next job need not wait for that."""
+        return self.launching or (self.process is not None and self.ended is None)
+
+
+class JobManager:
+    """Runs sessions' trainings in worker processes; see the module docstring.
+
+    Thread-safe; every method returns quickly (none waits for a worker except :meth:`shutdown`), so the
+    server may call them from its event loop. Use :meth:`shutdown` (or ``with JobManager(...)``) to end.
+    """
+
+    def __init__(self, home: Path | str, max_jobs: int | None = None,
+                 options: TrainingOptions | None = None) -> None:
+        """``max_jobs`` defaults to ``os.cpu_count()``; ``options`` is given to every Trainer."""
+        self.store = SessionStore(home)
+        self.home = self.store.home
+        self.max_jobs = max_jobs if max_jobs is not None else (os.cpu_count() or 1)
+        if self.max_jobs < 1:
+            raise ValueError(f"max_jobs must be at least 1, not {self.max_jobs}")
+        self.options = options
+        self._context = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._jobs: dict[str, _Job] = {}
+        self._pending: deque[_Job] = deque()
+        self._subscribers: dict[str, set[Subscription]] = {}
+        self._closing = False
+        self._shutdown_lock = threading.Lock()
+        self._shut_down = False
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._wake_writer.setblocking(False)
+        self._relay = threading.Thread(target=self._relay_loop, name="rewards-job-relay", daemon=True)
+        self._relay.start()
+
+    def __enter__(self) -> JobManager:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    # ----- public API ------------------------------------------------------------------------------------
+    def start(self, session_id: str) -> JobStatus:
+        """Start (queue) the session's training, or return its job if it is already queued or running.
+
+        SessionNotFound if there is no such session (InvalidSessionId for a bad id); RuntimeError after
+        :meth:`shutdown`. The worker is launched by the relay thread as soon as a slot is free.
+        """
+        if not self.store.exists(session_id):
+            raise SessionNotFound(session_id)
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("the job manager is shut down")
+            job = self._jobs.get(session_id)
+            if job is not None and job.status.active:
+                return replace(job.status)
+            job = _Job(JobStatus(session_id=session_id, state=JobState.queued, queued_at=time.time()))
+            self._jobs[session_id] = job
+            self._pending.append(job)
+            self._publish_state(job)
+            snapshot = replace(job.status)
+        self._wakeup()
+        return snapshot
+
+    def stop(self, session_id: str) -> JobStatus | None:
+        """Stop the session's job without waiting: a queued job is dropped and marked ``stopped`` at once;
+        a running one is told to stop (it saves what it learned, then becomes ``stopped`` when the worker
+        reports). Returns the status as it is now, or None if the session never had a job."""
+        with self._lock:
+            job = self._jobs.get(session_id)
+            if job is None:
+                return None
+            self._stop_job(job)
+            return replace(job.status)
+
+    def status(self, session_id: str) -> JobStatus | None:
+        """The session's latest job, or None."""
+        with self._lock:
+            job = self._jobs.get(session_id)
+            return replace(job.status) if job is not None else None
+
+    def jobs(self) -> list[JobStatus]:
+        """Every session's latest job, in the order they were started."""
+        with self._lock:
+            return [replace(job.status) for job in self._jobs.values()]
+
+    def is_active(self, session_id: str) -> bool:
+        """Whether the session's job is queued or running."""
+        with self._lock:
+            job = self._jobs.get(session_id)
+            return job is not None and job.status.active
+
+    def latest_weights(self, session_id: str) -> dict[str, torch.Tensor] | None:
+        """The newest Q-network ``state_dict`` (CPU tensors) of the session's latest job, or None before
+        its worker sent one. Load it into ``QNetwork(status(session_id).layers)``. Kept after the job ends
+        (the final policy), cleared when a new job starts. Do not modify the tensors: copy them."""
+        with self._lock:
+            job = self._jobs.get(session_id)
+            return job.weights if job is not None else None
+
+    def subscribe(self, session_id: str, maxsize: int = SUBSCRIPTION_SIZE) -> Subscription:
+        """A queue of the session's events for one consumer (see :class:`Subscription`); it starts with
+        the current state when the session has a job. Close it when done."""
+        subscription = Subscription(session_id, maxsize, self)
+        with self._lock:
+            if self._closing:
+                subscription._manager = None
+                subscription.close()
+                return subscription
+            self._subscribers.setdefault(session_id, set()).add(subscription)
+            job = self._jobs.get(session_id)
+            if job is not None:
+                subscription.put({"kind": "state", **job.status.to_dict()})
+        return subscription
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop every job, wait up to ``timeout`` seconds for the workers to save and exit (then kill
+        them), stop the relay thread and close the subscriptions. Safe to call twice."""
+        with self._shutdown_lock:
+            if self._shut_down:
+                return
+            with self._lock:
+                self._closing = True
+                for job in list(self._jobs.values()):
+                    self._stop_job(job)
+            self._wakeup()
+            # The relay keeps reading the workers' pipes and reaps them as they exit.
+            self._wait_for_workers(time.monotonic() + timeout)
+            with self._lock:
+                for job in self._jobs.values():
+                    if job.process is not None:
+                        log.warning("session %s: the training did not stop in %g s; killing it",
+                                    job.status.session_id, timeout)
+                        job.killed = True
+                        job.process.kill()
+            self._wait_for_workers(time.monotonic() + 5.0)
+            self._wakeup()
+            self._relay.join(timeout=5.0)
+            if self._relay.is_alive():  # pragma: no cover - a bug in the relay
+                log.error("the job relay thread did not end")
+            with self._lock:
+                subscriptions = [s for group in self._subscribers.values() for s in group]
+                self._subscribers.clear()
+            for subscription in subscriptions:
+                subscription._manager = None
+                subscription.close()
+            self._wake_reader.close()
+            self._wake_writer.close()
+            self._shut_down = True
+
+    # ----- for tests ---------------------------------------------------------------------------------------
+    def _process(self, session_id: str) -> BaseProcess | None:
+        with self._lock:
+            job = self._jobs.get(session_id)
+            return job.process if job is not None else None
+
+    # ----- internals (the caller holds self._lock where noted) ---------------------------------------------
+    def _wakeup(self) -> None:
+        with contextlib.suppress(OSError):  # full (the relay is woken anyway) or closed
+            self._wake_writer.send(b"x")
+
+    def _wait_for_workers(self, deadline: float) -> None:
+        """Wait until the relay has reaped every worker (or the deadline passes)."""
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not any(job.has_worker for job in self._jobs.values()):
+                    return
+            time.sleep(0.02)
+
+    def _stop_job(self, job: _Job) -> None:
+        """Caller holds the lock."""
+        status = job.status
+        if status.state is JobState.queued and not job.launching:
+            with contextlib.suppress(ValueError):
+                self._pending.remove(job)
+            status.state = JobState.stopped
+            status.finished_at = time.time()
+            self._publish_state(job)
+        elif status.active and not job.stop_requested:
+            job.stop_requested = True
+            self._send_stop(job)
+
+    @staticmethod
+    def _send_stop(job: _Job) -> None:
+        """Caller holds the lock."""
+        if job.control is not None:
+            with contextlib.suppress(OSError):  # the worker is gone: its sentinel will tell
+                job.control.send_bytes(b"stop")
+
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            group = self._subscribers.get(subscription.session_id)
+            if group is not None:
+                group.discard(subscription)
+                if not group:
+                    del self._subscribers[subscription.session_id]
+
+    def _publish(self, session_id: str, item: dict[str, Any]) -> None:
+        """Caller holds the lock (so each session's items keep their order); never blocks."""
+        for subscription in self._subscribers.get(session_id, ()):
+            subscription.put(dict(item))
+
+    def _publish_state(self, job: _Job) -> None:
+        self._publish(job.status.session_id, {"kind": "state", **job.status.to_dict()})
+
+    # ----- the relay thread --------------------------------------------------------------------------------
+    def _relay_loop(self) -> None:
+        while True:
+            try:
+                if not self._relay_once():
+                    return
+            except Exception:  # pragma: no cover - keep relaying whatever went wrong
+                log.exception("job relay error")
+                time.sleep(RELAY_TICK)
+
+    def _relay_once(self) -> bool:
+        """One round: launch what fits, wait for input, handle it. False when the relay should end."""
+        self._launch_pending()
+        waitables: dict[Any, _Job] = {}
+        with self._lock:
+            for job in self._jobs.values():
+                if job.results is not None:
+                    waitables[job.results] = job
+                if job.process is not None:
+                    waitables[job.process.sentinel] = job
+            if self._closing and not waitables and not any(job.launching for job in self._jobs.values()):
+                return False
+        ready = wait([*waitables, self._wake_reader], timeout=RELAY_TICK)
+        for item in ready:
+            if item is self._wake_reader:
+                with contextlib.suppress(OSError):
+                    while self._wake_reader.recv(4096):
+                        pass
+                continue
+            job = waitables[item]
+            if item is job.results:
+                self._read(job)
+            elif job.process is not None:
+                self._reap(job)
+        self._kill_stragglers()
+        return True
+
+    def _launch_pending(self) -> None:
+        while True:
+            with self._lock:
+                if self._closing or not self._pending:
+                    return
+                if sum(job.holds_slot for job in self._jobs.values()) >= self.max_jobs:
+                    return
+                job = self._pending.popleft()
+                job.launching = True
+            self._launch(job)
+
+    def _launch(self, job: _Job) -> None:
+        session_id = job.status.session_id
+        results_reader = results_writer = control_reader = control_writer = None
+        try:
+            results_reader, results_writer = self._context.Pipe(duplex=False)
+            control_reader, control_writer = self._context.Pipe(duplex=False)
+            process = self._context.Process(
+                target=_worker_main, name=f"rewards-train-{session_id}", daemon=True,
+                args=(str(self.home), session_id, self.options, results_writer, control_reader),
+            )
+            process.start()
+        except Exception as exc:
+            log.exception("could not start the training of session %s", session_id)
+            for connection in (results_reader, results_writer, control_reader, control_writer):
+                if connection is not None:
+                    connection.close()
+            with self._lock:
+                job.launching = False
+                self._end(job, JobState.failed, f"could not start the training process: {exc}")
+            return
+        results_writer.close()  # the worker holds the other ends: its exit closes them
+        control_reader.close()
+        with self._lock:
+            job.launching = False
+            job.process, job.results, job.control = process, results_reader, control_writer
+            job.status.state = JobState.running
+            job.status.started_at = time.time()
+            job.status.pid = process.pid
+            if job.stop_requested or self._closing:
+                job.stop_requested = True
+                self._send_stop(job)
+            self._publish_state(job)
+
+    def _read(self, job: _Job) -> None:
+        """Handle everything the worker has sent so far; close its pipe at end of file."""
+        connection = job.results
+        if connection is None:
+            return
+        try:
+            while connection.poll():
+                self._handle(job, connection.recv_bytes())
+        except (EOFError, OSError):
+            connection.close()
+            job.results = None
+
+    def _handle(self, job: _Job, frame: bytes) -> None:
+        tag, payload = frame[:1], frame[1:]
+        if tag == _WEIGHTS:
+            try:
+                weights = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+            except Exception:
+                log.exception("session %s: unreadable weights from the worker", job.status.session_id)
+                return
+            with self._lock:
+                job.weights = weights
+            return
+        try:
+            message = json.loads(payload)
+            kind = message["kind"]
+        except (ValueError, KeyError, TypeError):
+            log.error("session %s: unreadable message from the worker", job.status.session_id)
+            return
+        status = job.status
+        with self._lock:
+            if kind == "started":
+                status.episode, status.episodes = int(message["episode"]), int(message["episodes"])
+                status.steps, status.record = int(message["steps"]), message["record"]
+                status.layers = [(int(a), int(b)) for a, b in message["layers"]]
+                self._publish_state(job)
+            elif kind == "end":
+                if message.get("reported") is False:
+                    self._publish(status.session_id, {"kind": "failed", "message": message["error"],
+                                                      "episodes": status.episode, "steps": status.steps})
+                job.ended = time.monotonic()
+                self._end(job, JobState(message["state"]), message.get("error"))
+            else:
+                if kind == "episode":
+                    status.episode, status.steps = message["episode"], message["steps"]
+                    status.record, status.last_score = message["record"], message["score"]
+                    status.epsilon = message["epsilon"]
+                elif kind in ("finished", "failed"):
+                    status.episode, status.steps = message["episodes"], message["steps"]
+                    if kind == "finished" and message.get("record") is not None:
+                        status.record = message["record"]
+                self._publish(status.session_id, message)
+
+    def _end(self, job: _Job, state: JobState, error: str | None) -> None:
+        """Caller holds the lock: the job reaches a final state."""
+        if not job.status.active:
+            return
+        job.status.state = state
+        job.status.error = error
+        job.status.finished_at = time.time()
+        self._publish_state(job)
+
+    def _reap(self, job: _Job) -> None:
+        """The worker's process ended: take in what it sent last, then settle its state."""
+        self._read(job)
+        process = job.process
+        assert process is not None
+        process.join(timeout=1.0)
+        code = process.exitcode
+        with self._lock:
+            if job.results is not None:
+                job.results.close()
+                job.results = None
+            if job.control is not None:
+                job.control.close()
+                job.control = None
+            job.process = None
+            job.status.pid = None
+            if job.killed:
+                self._end(job, JobState.stopped,
+                          "the training process did not stop in time at shutdown and was killed")
+            elif job.status.active:
+                message = f"the training process exited unexpectedly (exit code {code}"
+                if code is not None and code < 0:
+                    with contextlib.suppress(ValueError):
+                        message += f", signal {signal.Signals(-code).name}"
+                message += ")"
+                self._publish(job.status.session_id, {"kind": "failed", "message": message,
+                                                      "episodes": job.status.episode,
+                                                      "steps": job.status.steps})
+                self._end(job, JobState.failed, message)
+        with contextlib.suppress(ValueError):
+            process.close()
+
+    def _kill_stragglers(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for job in self._jobs.values():
+                process = job.process
+                if (job.ended is not None and process is not None and not job.exit_killed
+                        and now - job.ended > EXIT_GRACE):
+                    log.warning("session %s: the training process did not exit; killing it",
+                                job.status.session_id)
+                    job.exit_killed = True
+                    with contextlib.suppress(OSError):
+                        process.kill()

@@ -1,0 +1,155 @@
+"""The live picture of a training: a demo car driving the session's track in real time under the current
+policy, shared by every viewer of that session.
+
+Training runs at full speed in its worker process and is never throttled by viewers; the worker sends
+its newest weights to the server every half second. Here one producer per session steps a single car
+with those weights (greedy, on the built-in +1 reward: no user code in the server), draws it in a worker
+thread at ``car_speed`` frames per second, and publishes only the latest frame. Each viewer takes the
+newest frame when it is ready for one, so a slow viewer skips frames instead of slowing anyone. When the
+training ends the view shows a last frame and every stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..agents.dqn import QNetwork
+from ..envs.car_race import CarRaceEnv
+from ..envs.radar import TURN_DEGREES
+from ..envs.render import encode_jpeg, render_frame
+from ..params import AgentParams, EnvParams
+from ..runs.jobs import JobManager
+from ..store import SessionStore
+from .streams import mjpeg_part
+
+
+class LiveView:
+    """Frames of one session's training, produced once for all its viewers."""
+
+    def __init__(self, jobs: JobManager, store: SessionStore, session_id: str) -> None:
+        """Reads the session's files and may build its track's radar maps: make it off the event loop."""
+        everything = store.all_params(session_id)
+        env_params = EnvParams(**everything["env_params"])
+        status = jobs.status(session_id)
+        layers = status.layers if status and status.layers else None
+        if layers is None:
+            layers = AgentParams(**everything["agent_params"]).config().layers
+        self.session_id = session_id
+        self.jobs = jobs
+        self.fps = float(env_params.car_speed)
+        self.env = CarRaceEnv(track=env_params.environment_world, mode="training")
+        self.network = QNetwork(layers)
+        self._weights: Any = None
+        self._observation, _ = self.env.reset(seed=0)
+        self._laps = 0
+        self._frame: bytes | None = None
+        self._sequence = 0
+        self._changed = asyncio.Event()
+        self._ended = False
+        self._task: asyncio.Task | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._produce())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _produce(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / max(self.fps, 1.0)
+        deadline = loop.time()
+        try:
+            while True:
+                active = self.jobs.is_active(self.session_id)
+                self._frame = await asyncio.to_thread(self._next_frame)
+                self._publish()
+                if not active:
+                    return
+                deadline += interval
+                await asyncio.sleep(max(0.0, deadline - loop.time()))
+        finally:
+            self._ended = True
+            self._publish()
+
+    def _publish(self) -> None:
+        self._sequence += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _next_frame(self) -> bytes:
+        """Drive the demo car one step with the newest weights, and draw it (in a worker thread)."""
+        weights = self.jobs.latest_weights(self.session_id)
+        if weights is not None and weights is not self._weights:
+            self.network.load_state_dict(weights)
+            self._weights = weights
+        car = self.env.car
+        # Until the worker's first weights arrive (it takes seconds to start) the car drives an untrained
+        # network of the same shape: the policy training starts from.
+        with torch.no_grad():
+            action = int(self.network(torch.from_numpy(np.asarray(self._observation)[None])).argmax())
+        self._observation, _, terminated, truncated, info = self.env.step(action)
+        if terminated or truncated:
+            self._laps += int(info["lap_complete"])
+            self._observation, _ = self.env.reset()
+        status = self.jobs.status(self.session_id)
+        hud: dict[str, Any] = {"training": status.state.value if status else "-"}
+        if status is not None:
+            hud.update({"episode": f"{status.episode} of {status.episodes}" if status.episodes else "-",
+                        "last score": "-" if status.last_score is None else status.last_score,
+                        "record": "-" if status.record is None else status.record,
+                        "exploration": "-" if status.epsilon is None else f"{status.epsilon:.0%}"})
+        hud["demo laps"] = self._laps
+        frame = render_frame(self.env.track, car.x, car.y, math.radians(car.heading * TURN_DEGREES),
+                             car.radars, hud)
+        return encode_jpeg(frame)
+
+    async def parts(self) -> AsyncIterator[bytes]:
+        """MJPEG parts for one viewer: the newest frame each time one is ready, until the view ends."""
+        seen = -1
+        while True:
+            if self._frame is not None and self._sequence != seen:
+                seen = self._sequence
+                yield mjpeg_part(self._frame)
+            if self._ended:
+                return
+            await self._changed.wait()
+
+
+class LiveViews:
+    """The live views of all sessions: one per session while it has viewers or trains."""
+
+    def __init__(self, jobs: JobManager, store: SessionStore) -> None:
+        self.jobs = jobs
+        self.store = store
+        self._views: dict[str, LiveView] = {}
+        self._lock = asyncio.Lock()
+
+    async def view(self, session_id: str) -> LiveView:
+        """The session's live view, made (off the event loop) and started if it has none running."""
+        async with self._lock:
+            view = self._views.get(session_id)
+            if view is None or view.ended:
+                view = await asyncio.to_thread(LiveView, self.jobs, self.store, session_id)
+                self._views[session_id] = view
+                view.start()
+            return view
+
+    async def close(self) -> None:
+        for view in list(self._views.values()):
+            await view.stop()
+        self._views.clear()

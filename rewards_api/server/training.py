@@ -1,0 +1,101 @@
+"""Training over HTTP: start, watch (MJPEG), follow (Server-Sent Events), list and stop jobs.
+
+Trainings run in worker processes managed by :class:`rewards_api.runs.jobs.JobManager`; these handlers
+only start, stop and relay. Closing a stream never stops a training.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import StreamingResponse
+
+from ..runs.jobs import JobManager
+from ..store import SessionNotFound
+from .live import LiveViews
+from .routes import SessionId, Store, ok
+from .streams import MJPEG_MEDIA_TYPE, mjpeg_response
+
+router = APIRouter()
+
+SSE_KEEPALIVE = 15.0
+"""Seconds between comments that keep an idle event stream open through proxies."""
+FINAL_KINDS = ("finished", "failed")
+
+
+def jobs_of(request: Request) -> JobManager:
+    return request.app.state.jobs
+
+
+async def _start(request: Request, store: Any, session_id: str) -> dict[str, Any]:
+    if not await asyncio.to_thread(store.exists, session_id):
+        raise SessionNotFound(session_id)
+    status = await asyncio.to_thread(jobs_of(request).start, session_id)
+    return status.to_dict()
+
+
+@router.get("/stream", summary="Watch the session train (MJPEG); starts training if it is not training",
+            response_class=StreamingResponse, responses={200: {"content": {MJPEG_MEDIA_TYPE: {}}}})
+async def stream(request: Request, store: Store, session_id: SessionId) -> StreamingResponse:
+    await _start(request, store, session_id)
+    views: LiveViews = request.app.state.live_views
+    view = await views.view(session_id)
+    return mjpeg_response(view.parts())
+
+
+@router.post("/train", summary="Start training without watching (or return the running job)")
+async def train(request: Request, store: Store, session_id: SessionId) -> dict[str, Any]:
+    return ok(job=await _start(request, store, session_id))
+
+
+@router.get("/stop", summary="Stop the session's training, keeping what it learned")
+async def stop(request: Request, store: Store, session_id: SessionId) -> dict[str, Any]:
+    if not await asyncio.to_thread(store.exists, session_id):
+        raise SessionNotFound(session_id)
+    status = await asyncio.to_thread(jobs_of(request).stop, session_id)
+    if status is None:
+        return ok(message=f"session {session_id!r} is not training", job=None)
+    return ok(message=f"stopping session {session_id!r}: what it learned is kept", job=status.to_dict())
+
+
+@router.get("/jobs", summary="Every training job: queued, running, finished, failed or stopped")
+def list_jobs(request: Request) -> dict[str, Any]:
+    return ok(jobs=[status.to_dict() for status in jobs_of(request).jobs()])
+
+
+@router.get("/jobs/{session_id}", summary="One session's training job")
+def get_job(request: Request, session_id: str) -> dict[str, Any]:
+    status = jobs_of(request).status(session_id)
+    if status is None:
+        raise HTTPException(404, f"session {session_id!r} has no training job: start one with POST /train")
+    return ok(**status.to_dict())
+
+
+@router.get("/metrics/stream", summary="Training events as Server-Sent Events (one per episode)",
+            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+async def metrics_stream(request: Request, store: Store, session_id: SessionId) -> StreamingResponse:
+    if not await asyncio.to_thread(store.exists, session_id):
+        raise SessionNotFound(session_id)
+    subscription = jobs_of(request).subscribe(session_id)
+
+    async def events() -> AsyncIterator[str]:
+        with subscription:
+            while True:
+                item = await subscription.next(timeout=SSE_KEEPALIVE)
+                if item is None:
+                    if subscription.closed:
+                        return
+                    yield ": keep-alive\n\n"
+                    continue
+                yield f"event: {item.get('kind', 'message')}\ndata: {json.dumps(item)}\n\n"
+                if item.get("kind") in FINAL_KINDS or (
+                    item.get("kind") == "state" and item.get("state") in ("finished", "failed", "stopped")
+                ):
+                    return
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
