@@ -17,6 +17,7 @@ outside the home folder is ever touched.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -159,7 +160,12 @@ class SessionPaths:
 
     @classmethod
     def at(cls, root: Path) -> SessionPaths:
-        """The layout of a session whose folder is ``root``."""
+        """The layout of a session whose folder is ``root`` (memoized: pathlib joins add up when a
+        listing touches every session)."""
+        return _layout(cls, root)
+
+    @classmethod
+    def _build(cls, root: Path) -> SessionPaths:
         saved = root / SAVED_MODELS_DIR
         state = root / STATE_DIR
         return cls(
@@ -183,6 +189,11 @@ class SessionPaths:
         if name not in DOCUMENTS:
             raise ValueError(f"unknown session document {name!r}: use one of {', '.join(DOCUMENTS)}")
         return getattr(self, name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _layout(kind: type[SessionPaths], root: Path) -> SessionPaths:
+    return kind._build(root)
 
 
 def _file_mode() -> int:
@@ -272,6 +283,10 @@ class SessionStore:
     def __init__(self, home: str | Path | None = None) -> None:
         """``home`` defaults to :func:`default_home`; the folder is created on the first write."""
         self.home = Path(home if home is not None else default_home()).expanduser().resolve()
+        # Reads are hundreds of tiny syscalls; many threads interleaving them fight over the GIL (a
+        # convoy: 40 threads listed sessions 3x slower than one). Reads take turns; they never wait
+        # on a session's lock, so the turn is short.
+        self._reads = threading.Lock()
 
     # -- layout ---------------------------------------------------------------------------------------------
 
@@ -305,6 +320,10 @@ class SessionStore:
 
     def list_sessions(self) -> list[str]:
         """The ids of the sessions in the home folder, sorted; other files and folders are ignored."""
+        with self._reads:
+            return self._list_sessions()
+
+    def _list_sessions(self) -> list[str]:
         try:
             entries = list(self.home.iterdir())
         except (FileNotFoundError, NotADirectoryError):
@@ -421,9 +440,10 @@ class SessionStore:
         """
         paths = self.paths(session_id)
         path = paths.document(name)
-        if not self._is_session(paths.root):
-            raise SessionNotFound(session_id)
-        return self._load(path, session_id)
+        with self._reads:
+            if not self._is_session(paths.root):
+                raise SessionNotFound(session_id)
+            return self._load(path, session_id)
 
     @staticmethod
     def _load(path: Path, session_id: str) -> dict[str, Any]:
@@ -463,8 +483,9 @@ class SessionStore:
 
     def all_params(self, session_id: str) -> dict[str, dict[str, Any]]:
         """The five top-level documents (the get_all_params body minus status); {} for those not written."""
-        paths = self._require(session_id)
-        return {name: self._load(paths.document(name), session_id) for name in ALL_PARAMS}
+        with self._reads:
+            paths = self._require(session_id)
+            return {name: self._load(paths.document(name), session_id) for name in ALL_PARAMS}
 
     # -- writers used by the server and the CLI --------------------------------------------------------------
 

@@ -5,8 +5,9 @@ training tracks) through the native vector env, and learns from every car's tran
 session's files current as it goes:
 
 - ``training_metrics.json`` and ``model_history.json`` ``last_trained`` after each step in which
-  episodes finished, at most every ``metrics_interval`` seconds (so a crash loses at most that much),
-  and always when the run ends, stops or fails;
+  episodes finished, at most every ``metrics_interval`` seconds, or 20 times what the last write took
+  once the histories are long (so a crash loses at most that much, and writing never costs more than
+  ~5 % of the run), and always when the run ends, stops or fails;
 - ``model.pth`` (the network of the best episode so far, by score) on the same cadence;
 - the resume checkpoint (both networks, the optimizer, the counters) every ``checkpoint_interval``
   seconds and when the run ends: a later run continues from it.
@@ -169,6 +170,7 @@ class Trainer:
         self._best_state: dict | None = None
         self._dirty = False
         self._update_debt = 0.0  # gradient updates owed (fractional), see DQNSettings
+        self._persist_cost = 0.0  # seconds the last write of the histories took
         self._last_persist = self._last_checkpoint = self._started = time.perf_counter()
 
     def _elapsed(self) -> float:
@@ -235,7 +237,10 @@ class Trainer:
     def _persist(self, force: bool = False) -> None:
         """Write metrics, model history and the best model, at most every ``metrics_interval``."""
         now = time.perf_counter()
-        if not self._dirty or (not force and now - self._last_persist < self.options.metrics_interval):
+        # The histories grow with every episode: space the writes by 20x what the last one took, so
+        # that they never cost more than ~5 % of the run, however long it gets.
+        interval = max(self.options.metrics_interval, 20 * self._persist_cost)
+        if not self._dirty or (not force and now - self._last_persist < interval):
             return
         self._last_persist = now
         self._dirty = False
@@ -254,6 +259,7 @@ class Trainer:
             }
 
         self.store.update(self.session_id, "model_history", trained)
+        self._persist_cost = time.perf_counter() - now
 
     def _save_checkpoint(self) -> None:
         self._last_checkpoint = time.perf_counter()

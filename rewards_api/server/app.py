@@ -38,9 +38,14 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import torch
+
         from ..runs.jobs import JobManager
         from .live import LiveViews
 
+        # The server's only networks are the live views' tiny ones: one thread, so that PyTorch's
+        # spinning worker threads never take a core from a training.
+        torch.set_num_threads(1)
         app.state.jobs = JobManager(settings.home, max_jobs=settings.max_jobs)
         app.state.live_views = LiveViews(app.state.jobs, app.state.store)
         try:

@@ -6,7 +6,8 @@ its newest weights to the server every half second. Here one producer per sessio
 with those weights (greedy, on the built-in +1 reward: no user code in the server), draws it in a worker
 thread at ``car_speed`` frames per second, and publishes only the latest frame. Each viewer takes the
 newest frame when it is ready for one, so a slow viewer skips frames instead of slowing anyone. When the
-training ends the view shows a last frame and every stream ends.
+training ends the view shows a last frame and every stream ends; when the last viewer leaves, the view
+stops drawing.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from ..params import AgentParams, EnvParams
 from ..runs.jobs import JobManager
 from ..store import SessionStore
 from .streams import mjpeg_part
+
+LIVE_QUALITY = 70
+"""JPEG quality of live frames: a third smaller than 80, and hard to tell apart while the car moves."""
+IDLE_GRACE = 2.0
+"""Seconds a view keeps drawing after its last viewer left (a page reload reconnects at once)."""
 
 
 class LiveView:
@@ -54,6 +60,8 @@ class LiveView:
         self._changed = asyncio.Event()
         self._ended = False
         self._task: asyncio.Task | None = None
+        self._viewers = 0
+        self._idle_since = 0.0
 
     @property
     def ended(self) -> bool:
@@ -73,8 +81,11 @@ class LiveView:
         loop = asyncio.get_running_loop()
         interval = 1.0 / max(self.fps, 1.0)
         deadline = loop.time()
+        self._idle_since = loop.time()
         try:
             while True:
+                if self._viewers == 0 and loop.time() - self._idle_since > IDLE_GRACE:
+                    return  # nobody watches: draw nothing (the next viewer starts a new view)
                 active = self.jobs.is_active(self.session_id)
                 self._frame = await asyncio.to_thread(self._next_frame)
                 self._publish()
@@ -116,18 +127,24 @@ class LiveView:
         hud["demo laps"] = self._laps
         frame = render_frame(self.env.track, car.x, car.y, math.radians(car.heading * TURN_DEGREES),
                              car.radars, hud)
-        return encode_jpeg(frame)
+        return encode_jpeg(frame, quality=LIVE_QUALITY)
 
     async def parts(self) -> AsyncIterator[bytes]:
         """MJPEG parts for one viewer: the newest frame each time one is ready, until the view ends."""
         seen = -1
-        while True:
-            if self._frame is not None and self._sequence != seen:
-                seen = self._sequence
-                yield mjpeg_part(self._frame)
-            if self._ended:
-                return
-            await self._changed.wait()
+        self._viewers += 1
+        try:
+            while True:
+                if self._frame is not None and self._sequence != seen:
+                    seen = self._sequence
+                    yield mjpeg_part(self._frame)
+                if self._ended:
+                    return
+                await self._changed.wait()
+        finally:
+            self._viewers -= 1
+            if not self._viewers:
+                self._idle_since = asyncio.get_running_loop().time()
 
 
 class LiveViews:
@@ -147,6 +164,7 @@ class LiveViews:
                 view = await asyncio.to_thread(LiveView, self.jobs, self.store, session_id)
                 self._views[session_id] = view
                 view.start()
+            view._idle_since = asyncio.get_running_loop().time()  # the new viewer attaches within it
             return view
 
     async def close(self) -> None:

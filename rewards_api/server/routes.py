@@ -11,7 +11,7 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ..envs.render import track_png
 from ..envs.tracks import Track, builtin_track, get_track
@@ -63,17 +63,19 @@ def session_query(session_id: Annotated[str, Query(description="The session's id
 SessionId = Annotated[str, Depends(session_query)]
 
 
-def ok(**body: Any) -> dict[str, Any]:
-    return {"status": 200, **body}
+def ok(**body: Any) -> JSONResponse:
+    """A 200 answer with the original's ``status`` field. Returned as a response, so FastAPI does not
+    walk the (possibly long) score lists with its pure-Python encoder: json.dumps does the work."""
+    return JSONResponse({"status": 200, **body})
 
 
 @router.post("/create_session", summary="Create a session")
-def create_session(store: Store, session_id: SessionId) -> dict[str, Any]:
+def create_session(store: Store, session_id: SessionId) -> JSONResponse:
     return ok(**store.create(session_id))
 
 
 @router.post("/delete_session", summary="Delete a session and its files")
-def delete_session(request: Request, store: Store, session_id: SessionId) -> dict[str, Any]:
+def delete_session(request: Request, store: Store, session_id: SessionId) -> JSONResponse:
     if not store.exists(session_id):
         raise SessionNotFound(session_id)
     jobs = getattr(request.app.state, "jobs", None)
@@ -92,7 +94,7 @@ def _existing(store: SessionStore, session_id: str) -> None:
 
 
 @router.post("/write_env_params", summary="Write env_params.json")
-def write_env_params(store: Store, body: EnvParamsRequest) -> dict[str, Any]:
+def write_env_params(store: Store, body: EnvParamsRequest) -> JSONResponse:
     _existing(store, body.session_id)
     stored = store.write_env_params(body.session_id, EnvParams(**params_of(body)))
     return ok(message="env_params.json written", env_params=stored)
@@ -100,14 +102,14 @@ def write_env_params(store: Store, body: EnvParamsRequest) -> dict[str, Any]:
 
 @router.post("/write_agent_params", summary="Write agent_params.json and start a new model")
 @router.post("/write_agent_parameters", summary="Write agent_params.json (the original's other name)")
-def write_agent_params(store: Store, body: AgentParamsRequest) -> dict[str, Any]:
+def write_agent_params(store: Store, body: AgentParamsRequest) -> JSONResponse:
     _existing(store, body.session_id)
     history = store.write_agent_params(body.session_id, AgentParams(**params_of(body)))
     return ok(last_created=history.get("last_created", {}), last_trained=history.get("last_trained", {}))
 
 
 @router.post("/write_training_params", summary="Check the reward function and write training_params.json")
-def write_training_params(store: Store, body: TrainingParamsRequest) -> dict[str, Any]:
+def write_training_params(store: Store, body: TrainingParamsRequest) -> JSONResponse:
     _existing(store, body.session_id)
     check_reward_source(body.reward_function)
     params = TrainingParams.model_validate(params_of(body), context=REWARD_CHECKED)
@@ -116,7 +118,7 @@ def write_training_params(store: Store, body: TrainingParamsRequest) -> dict[str
 
 
 @router.post("/write_reward_fn", summary="Check and replace only the reward function")
-def write_reward_fn(store: Store, body: RewardFunctionRequest) -> dict[str, Any]:
+def write_reward_fn(store: Store, body: RewardFunctionRequest) -> JSONResponse:
     _existing(store, body.session_id)
     check_reward_source(body.reward_function)
     current = store.read(body.session_id, "training_params")
@@ -127,13 +129,13 @@ def write_reward_fn(store: Store, body: RewardFunctionRequest) -> dict[str, Any]
 
 
 @router.get("/get_all_params", summary="Every parameter and metric of a session")
-def get_all_params(store: Store, session_id: SessionId) -> dict[str, Any]:
+def get_all_params(store: Store, session_id: SessionId) -> JSONResponse:
     return ok(**store.all_params(session_id))
 
 
 @router.get("/get_all_sessions", summary="Every session's parameters and metrics, by session id")
-def get_all_sessions(store: Store) -> dict[str, Any]:
-    return {session_id: store.all_params(session_id) for session_id in store.list_sessions()}
+def get_all_sessions(store: Store) -> JSONResponse:
+    return JSONResponse({session_id: store.all_params(session_id) for session_id in store.list_sessions()})
 
 
 @router.api_route("/get_all_envs", methods=["GET", "POST"], summary="The environments on offer")
@@ -198,5 +200,5 @@ async def evaluate_get(request: Request, store: Store, session_id: SessionId, mo
 
 
 @router.get("/final_eval_score", summary="Sum over evaluated tracks of record / num_trials")
-def get_final_eval_score(store: Store, session_id: SessionId) -> dict[str, Any]:
+def get_final_eval_score(store: Store, session_id: SessionId) -> JSONResponse:
     return ok(score=final_eval_score(store.read(session_id, "evaluation_metrics")))

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..runs.jobs import JobManager
 from ..store import SessionNotFound
@@ -48,12 +48,12 @@ async def stream(request: Request, store: Store, session_id: SessionId) -> Strea
 
 
 @router.post("/train", summary="Start training without watching (or return the running job)")
-async def train(request: Request, store: Store, session_id: SessionId) -> dict[str, Any]:
+async def train(request: Request, store: Store, session_id: SessionId) -> JSONResponse:
     return ok(job=await _start(request, store, session_id))
 
 
 @router.get("/stop", summary="Stop the session's training, keeping what it learned")
-async def stop(request: Request, store: Store, session_id: SessionId) -> dict[str, Any]:
+async def stop(request: Request, store: Store, session_id: SessionId) -> JSONResponse:
     if not await asyncio.to_thread(store.exists, session_id):
         raise SessionNotFound(session_id)
     status = await asyncio.to_thread(jobs_of(request).stop, session_id)
@@ -63,12 +63,12 @@ async def stop(request: Request, store: Store, session_id: SessionId) -> dict[st
 
 
 @router.get("/jobs", summary="Every training job: queued, running, finished, failed or stopped")
-def list_jobs(request: Request) -> dict[str, Any]:
+def list_jobs(request: Request) -> JSONResponse:
     return ok(jobs=[status.to_dict() for status in jobs_of(request).jobs()])
 
 
 @router.get("/jobs/{session_id}", summary="One session's training job")
-def get_job(request: Request, session_id: str) -> dict[str, Any]:
+def get_job(request: Request, session_id: str) -> JSONResponse:
     status = jobs_of(request).status(session_id)
     if status is None:
         raise HTTPException(404, f"session {session_id!r} has no training job: start one with POST /train")

@@ -6,11 +6,13 @@ import re
 import stat
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from test_evaluate import read_parts
 
 V1 = "/api/v1"
 TOKEN = "test-token-0123456789"  # the one the ``server`` fixture starts with
@@ -75,6 +77,31 @@ def test_the_original_ui_sequence(api: httpx.Client, server) -> None:
     assert everything["training_metrics"] == {"plot_scores": [], "plot_mean_scores": []}
     assert everything["evaluation_metrics"] == {"training": {"1": {}, "2": {}, "3": {}},
                                                 "evaluation": {"1": {}}}
+
+    # stream: watching starts the training; the frames are real JPEGs.
+    with api.stream("GET", f"{V1}/stream", params={"session_id": session}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "multipart/x-mixed-replace; boundary=frame"
+        frames = read_parts(response, 2)
+    assert len(frames) == 2 and all(f[:3] == b"\xff\xd8\xff" and f[-2:] == b"\xff\xd9" for f in frames)
+    deadline = time.monotonic() + 60
+    while api.get(f"{V1}/jobs/{session}").json()["episode"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stopped = api.get(f"{V1}/stop", params={"session_id": session}).json()
+    assert stopped["status"] == 200 and set(stopped) == {"status", "message", "job"}
+    while api.get(f"{V1}/jobs/{session}").json()["state"] not in ("stopped", "finished"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    trained = api.get(f"{V1}/get_all_params", params={"session_id": session}).json()
+    history = (root / "session_saved_models" / "model_history.json").read_text()
+    assert trained["training_metrics"]["plot_scores"] and '"last_trained": {' in history
+    with api.stream("POST", f"{V1}/evaluate/", json={"session_id": session, "mode": "training",
+                                                     "track_num": 2, "num_trials": 1}) as response:
+        assert response.status_code == 200 and len(read_parts(response, 1)) == 1
+    evaluation = api.get(f"{V1}/get_all_params", params={"session_id": session}).json()["evaluation_metrics"]
+    record = evaluation["training"]["2"]["record"]
+    assert api.get(f"{V1}/final_eval_score", params={"session_id": session}).json() == {
+        "status": 200, "score": pytest.approx(record, abs=1e-3)}
 
     deleted = api.post(f"{V1}/delete_session", params={"session_id": session})
     assert deleted.status_code == 200 and deleted.json()["status"] == 200 and "message" in deleted.json()
