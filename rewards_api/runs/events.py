@@ -26,6 +26,18 @@ class Event:
 
 
 @dataclass(frozen=True)
+class TrainingStarted(Event):
+    """The run is set up (a resumed run starts at its checkpoint's counters) and about to step."""
+
+    kind: ClassVar[str] = "started"
+    episode: int
+    episodes: int  # the episodes this run trains up to
+    steps: int
+    record: float | None
+    layers: list[list[int]]
+
+
+@dataclass(frozen=True)
 class EpisodeFinished(Event):
     """A car finished an episode (crashed, completed a lap, or ran out of steps)."""
 

@@ -42,11 +42,10 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..store import SessionNotFound, SessionStore
-from .events import Event, FrameReady, score_value
+from .events import Event, FrameReady, TrainingStarted
 from .train import Trainer, TrainingError, TrainingOptions
 
 log = logging.getLogger(__name__)
@@ -287,38 +286,6 @@ def _state_dict_bytes(state: dict[str, torch.Tensor]) -> bytes:
     return buffer.getvalue()
 
 
-class _WorkerTrainer(Trainer):
-    """A Trainer that reports its start (target, counters, layers) and sends its Q-network's weights.
-
-    It hooks ``Trainer._start`` and ``Trainer._step``, the only places that see the run set up and
-    stepping; public hooks in train.py would be better (see the module's report).
-    """
-
-    def __init__(self, store: SessionStore, session_id: str, options: TrainingOptions | None,
-                 channel: _Channel) -> None:
-        super().__init__(store, session_id, options)
-        self._channel = channel
-        self._weights_sent = 0.0
-
-    def _start(self, reward: Any) -> None:
-        super()._start(reward)
-        self._channel.send_json({"kind": "started", "episode": self.episodes,
-                                 "episodes": self.target_episodes, "steps": self.steps,
-                                 "record": score_value(self.record) if np.isfinite(self.record) else None,
-                                 "layers": [list(layer) for layer in self.setup.config.layers]})
-        self._send_weights()
-
-    def _step(self, emit: Any) -> None:
-        super()._step(emit)
-        if time.monotonic() - self._weights_sent >= WEIGHTS_INTERVAL:
-            self._send_weights()
-
-    def _send_weights(self) -> None:
-        self._weights_sent = time.monotonic()
-        if not self._channel.send(_WEIGHTS, _state_dict_bytes(self.agent.q.state_dict())):
-            self.stop()
-
-
 def _worker_main(home: str, session_id: str, options: TrainingOptions | None, results: Connection,
                  control: Connection) -> None:
     """Run one session's training in this (spawned) process and report to the manager.
@@ -341,15 +308,27 @@ def _worker_main(home: str, session_id: str, options: TrainingOptions | None, re
 
     threading.Thread(target=watch, name="rewards-stop-watch", daemon=True).start()
 
+    weights_sent = 0.0
+
+    def send_weights(trainer: Trainer) -> bool:
+        nonlocal weights_sent
+        weights_sent = time.monotonic()
+        return channel.send(_WEIGHTS, _state_dict_bytes(trainer.agent.q.state_dict()))
+
     def on_event(event: Event) -> None:
         if isinstance(event, FrameReady):
             return
-        if not channel.send_json(event.to_dict()) or stopping.is_set():
+        sent = channel.send_json(event.to_dict())
+        # The manager keeps the newest weights for live views: at the start, then every half second.
+        due = isinstance(event, TrainingStarted) or time.monotonic() - weights_sent >= WEIGHTS_INTERVAL
+        if sent and due:
+            sent = send_weights(trainers[0])
+        if not sent or stopping.is_set():
             for trainer in trainers:
                 trainer.stop()
 
     try:
-        trainer = _WorkerTrainer(SessionStore(home), session_id, options, channel)
+        trainer = Trainer(SessionStore(home), session_id, options)
         trainers.append(trainer)
         if stopping.is_set():
             trainer.stop()

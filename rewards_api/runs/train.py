@@ -38,7 +38,15 @@ from ..envs.render import encode_jpeg
 from ..envs.reward import RewardFunctionError, compile_reward_source
 from ..params import AgentConfig, AgentParams, EnvParams, TrainingParams
 from ..store import SessionStore, atomic_write_bytes
-from .events import EpisodeFinished, Event, FrameReady, TrainingFailed, TrainingFinished, score_value
+from .events import (
+    EpisodeFinished,
+    Event,
+    FrameReady,
+    TrainingFailed,
+    TrainingFinished,
+    TrainingStarted,
+    score_value,
+)
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +129,11 @@ class Trainer:
         torch.set_num_threads(self.options.torch_threads)
         reward = compile_reward_source(self.setup.reward_source)
         self._start(reward)
+        emit(TrainingStarted(
+            episode=self.episodes, episodes=self.target_episodes, steps=self.steps,
+            record=score_value(self.record) if np.isfinite(self.record) else None,
+            layers=[list(layer) for layer in self.setup.config.layers],
+        ))
         try:
             while self.episodes < self.target_episodes and not self._stop.is_set():
                 if self.options.max_seconds is not None and self._elapsed() >= self.options.max_seconds:

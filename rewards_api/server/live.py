@@ -129,6 +129,10 @@ class LiveView:
                              car.radars, hud)
         return encode_jpeg(frame, quality=LIVE_QUALITY)
 
+    def expect_viewer(self) -> None:
+        """Restart the idle clock: a viewer is about to attach (within the grace period)."""
+        self._idle_since = asyncio.get_running_loop().time()
+
     async def parts(self) -> AsyncIterator[bytes]:
         """MJPEG parts for one viewer: the newest frame each time one is ready, until the view ends."""
         seen = -1
@@ -164,7 +168,7 @@ class LiveViews:
                 view = await asyncio.to_thread(LiveView, self.jobs, self.store, session_id)
                 self._views[session_id] = view
                 view.start()
-            view._idle_since = asyncio.get_running_loop().time()  # the new viewer attaches within it
+            view.expect_viewer()
             return view
 
     async def close(self) -> None:

@@ -10,7 +10,8 @@ from ..params import AgentParams, EnvParams, ParameterError
 from ..store import validate_session_id
 
 
-def _session_id(value: Any) -> str:
+def check_session_id(value: Any) -> str:
+    """A valid session id, or a ParameterError naming ``session_id`` (a 422)."""
     try:
         return validate_session_id(value)
     except ValueError as exc:
@@ -23,7 +24,7 @@ class SessionRequest(BaseModel):
     @field_validator("session_id", mode="before")
     @classmethod
     def _check_session_id(cls, value: Any) -> str:
-        return _session_id(value)
+        return check_session_id(value)
 
 
 class EnvParamsRequest(EnvParams, SessionRequest):

@@ -25,13 +25,17 @@ from .models import (
     EvaluateRequest,
     RewardFunctionRequest,
     TrainingParamsRequest,
-    _session_id,
+    check_session_id,
     params_of,
 )
 from .reward_check import check_reward_source
 from .streams import MJPEG_MEDIA_TYPE, mjpeg_response, paced, replay_frames
 
 router = APIRouter()
+
+
+class Conflict(Exception):
+    """A request that cannot be done in the session's current state (a 409)."""
 
 TRACK_FILES = {
     "track-1.png": ("training", 1),
@@ -57,7 +61,7 @@ Store = Annotated[SessionStore, Depends(get_store)]
 
 
 def session_query(session_id: Annotated[str, Query(description="The session's id.")]) -> str:
-    return _session_id(session_id)
+    return check_session_id(session_id)
 
 
 SessionId = Annotated[str, Depends(session_query)]
@@ -83,10 +87,6 @@ def delete_session(request: Request, store: Store, session_id: SessionId) -> JSO
         raise Conflict(f"session {session_id!r} is training: stop it first (GET /api/v1/stop?session_id=...)")
     store.delete(session_id)
     return ok(message=f"session {session_id!r} deleted")
-
-
-class Conflict(Exception):
-    """A request that cannot be done in the session's current state (a 409)."""
 
 
 def _existing(store: SessionStore, session_id: str) -> None:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..runs.jobs import JobManager
-from ..store import SessionNotFound
+from ..store import SessionNotFound, SessionStore
 from .live import LiveViews
 from .routes import SessionId, Store, ok
 from .streams import MJPEG_MEDIA_TYPE, mjpeg_response
@@ -31,7 +31,7 @@ def jobs_of(request: Request) -> JobManager:
     return request.app.state.jobs
 
 
-async def _start(request: Request, store: Any, session_id: str) -> dict[str, Any]:
+async def _start(request: Request, store: SessionStore, session_id: str) -> dict[str, Any]:
     if not await asyncio.to_thread(store.exists, session_id):
         raise SessionNotFound(session_id)
     status = await asyncio.to_thread(jobs_of(request).start, session_id)

@@ -12,7 +12,14 @@ import torch
 from rewards_api.agents.dqn import DQNSettings, QNetwork
 from rewards_api.params import AgentParams, EnvParams, TrainingParams
 from rewards_api.runs.evaluate import ModelNotTrained, evaluate
-from rewards_api.runs.events import EpisodeFinished, Event, FrameReady, TrainingFailed, TrainingFinished
+from rewards_api.runs.events import (
+    EpisodeFinished,
+    Event,
+    FrameReady,
+    TrainingFailed,
+    TrainingFinished,
+    TrainingStarted,
+)
 from rewards_api.runs.train import Trainer, TrainingError, TrainingOptions
 from rewards_api.store import SessionStore
 
@@ -76,6 +83,8 @@ def test_a_finished_run_continues_for_more_episodes(store: SessionStore) -> None
     updates = torch.load(store.paths(name).resume_checkpoint, weights_only=False)["agent"]["updates"]
     result, events = run(store, name)
     assert result.episodes == 40
+    assert isinstance(events[0], TrainingStarted)
+    assert (events[0].episode, events[0].episodes, events[0].layers) == (20, 40, [[5, 9], [9, 3]])
     assert next(e.episode for e in events if isinstance(e, EpisodeFinished)) == 21
     assert len(store.read(name, "training_metrics")["plot_scores"]) == 40
     assert torch.load(store.paths(name).resume_checkpoint, weights_only=False)["agent"]["updates"] > updates
