@@ -307,31 +307,45 @@ _HUD_PAD = 7
 _HUD_LINE = 18
 
 
-def _draw_hud(frame: Image.Image, hud: Mapping[str, object]) -> None:
+_HUD_SHADE = (12, 14, 22)
+_HUD_OPACITY = 0.62
+
+
+@lru_cache(maxsize=256)
+def _hud_overlay(rows: tuple[tuple[str, str], ...]) -> Image.Image:
+    """The HUD panel for these rows: a translucent dark box with the text, as an RGBA overlay.
+
+    Cached by content: rasterizing the glyphs is the costly part of a frame, and a live HUD repeats.
+    """
     font = _font(_HUD_FONT_SIZE)
-    rows = [(str(k), _format_value(v)) for k, v in hud.items()]
-    if not rows:
-        return
     label_w = max(font.getlength(k) for k, _ in rows)
     value_w = max(font.getlength(v) for _, v in rows)
     gap = 12
     box_w = int(_HUD_PAD * 2 + label_w + gap + value_w + 1)
     box_h = _HUD_PAD * 2 + _HUD_LINE * len(rows) - 3
-    x0 = y0 = 8
-    box_w = min(box_w, frame.width - x0)
-    box_h = min(box_h, frame.height - y0)
-    if box_w <= 0 or box_h <= 0:
-        return
-    region = frame.crop((x0, y0, x0 + box_w, y0 + box_h))
-    region = Image.blend(region, Image.new("RGB", region.size, (12, 14, 22)), 0.62)
-    d = ImageDraw.Draw(region)
-    d.rectangle((0, 0, box_w - 1, box_h - 1), outline=(90, 96, 110))
+    overlay = Image.new("RGBA", (box_w, box_h), (*_HUD_SHADE, round(255 * _HUD_OPACITY)))
+    d = ImageDraw.Draw(overlay)
+    d.rectangle((0, 0, box_w - 1, box_h - 1), outline=(90, 96, 110, 255))
     for i, (label, value) in enumerate(rows):
         ty = _HUD_PAD + i * _HUD_LINE
-        d.text((_HUD_PAD, ty), label, font=font, fill=(170, 178, 192))
-        d.text((box_w - _HUD_PAD - font.getlength(value), ty), value, font=font,
-               fill=(255, 255, 255))
-    frame.paste(region, (x0, y0))
+        d.text((_HUD_PAD, ty), label, font=font, fill=(170, 178, 192, 255))
+        d.text((box_w - _HUD_PAD - font.getlength(value), ty), value, font=font, fill=(255, 255, 255, 255))
+    return overlay
+
+
+def _draw_hud(frame: Image.Image, hud: Mapping[str, object]) -> None:
+    rows = tuple((str(k), _format_value(v)) for k, v in hud.items())
+    if not rows:
+        return
+    overlay = _hud_overlay(rows)
+    x0 = y0 = 8
+    box_w = min(overlay.width, frame.width - x0)
+    box_h = min(overlay.height, frame.height - y0)
+    if box_w <= 0 or box_h <= 0:
+        return
+    region = frame.crop((x0, y0, x0 + box_w, y0 + box_h)).convert("RGBA")
+    region.alpha_composite(overlay.crop((0, 0, box_w, box_h)))
+    frame.paste(region.convert("RGB"), (x0, y0))
 
 
 def _visible(xs: Sequence[float], ys: Sequence[float], w: int, h: int, pad: float) -> bool:
@@ -346,7 +360,34 @@ def render_frame(
     radars: Sequence[float] | np.ndarray,
     hud: Mapping[str, object] | None = None,
 ) -> np.ndarray:
-    """One frame of the race: (H, W, 3) uint8.
+    """One frame of the race: (H, W, 3) uint8 (see :func:`render_image` for what it shows)."""
+    return np.asarray(render_image(track, x, y, heading, radars, hud))
+
+
+def render_jpeg(
+    track: Track,
+    x: float,
+    y: float,
+    heading: float,
+    radars: Sequence[float] | np.ndarray,
+    hud: Mapping[str, object] | None = None,
+    quality: int = 80,
+) -> bytes:
+    """One frame of the race as JPEG bytes, encoded straight from the drawing (no array round trip)."""
+    buffer = io.BytesIO()
+    render_image(track, x, y, heading, radars, hud).save(buffer, format="JPEG", quality=int(quality))
+    return buffer.getvalue()
+
+
+def render_image(
+    track: Track,
+    x: float,
+    y: float,
+    heading: float,
+    radars: Sequence[float] | np.ndarray,
+    hud: Mapping[str, object] | None = None,
+) -> Image.Image:
+    """One frame of the race, as an RGB Pillow image.
 
     The track background, the radar beams (one per angle of ``RADAR_ANGLES``, coloured green when
     the reading is long and red when a wall is near, with a dot at each end), the car at ``(x, y)``
@@ -382,7 +423,7 @@ def render_frame(
             frame.paste(sprite, (left, top), sprite)
     if hud:
         _draw_hud(frame, hud)
-    return np.asarray(frame)
+    return frame
 
 
 def encode_jpeg(frame: np.ndarray, quality: int = 80) -> bytes:

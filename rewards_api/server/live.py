@@ -24,7 +24,7 @@ import torch
 from ..agents.dqn import QNetwork
 from ..envs.car_race import CarRaceEnv
 from ..envs.radar import TURN_DEGREES
-from ..envs.render import encode_jpeg, render_frame
+from ..envs.render import render_jpeg
 from ..params import AgentParams, EnvParams
 from ..runs.jobs import JobManager
 from ..store import SessionStore
@@ -125,9 +125,8 @@ class LiveView:
                         "record": "-" if status.record is None else status.record,
                         "exploration": "-" if status.epsilon is None else f"{status.epsilon:.0%}"})
         hud["demo laps"] = self._laps
-        frame = render_frame(self.env.track, car.x, car.y, math.radians(car.heading * TURN_DEGREES),
-                             car.radars, hud)
-        return encode_jpeg(frame, quality=LIVE_QUALITY)
+        return render_jpeg(self.env.track, car.x, car.y, math.radians(car.heading * TURN_DEGREES),
+                           car.radars, hud, quality=LIVE_QUALITY)
 
     def expect_viewer(self) -> None:
         """Restart the idle clock: a viewer is about to attach (within the grace period)."""

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from fastapi.responses import StreamingResponse
 
 from ..envs.radar import TURN_DEGREES
-from ..envs.render import encode_jpeg, render_frame
+from ..envs.render import render_jpeg
 from ..envs.tracks import Track
 from ..runs.evaluate import CarPose
 
@@ -35,8 +35,7 @@ def replay_frames(track: Track, trials: list[list[CarPose]], label: str) -> Iter
         for step, (x, y, heading, radars, score, progress) in enumerate(poses):
             hud = {"evaluation": label, "trial": f"{number} of {len(trials)}", "step": step,
                    "score": score, "progress": f"{progress:.1f} %"}
-            frame = render_frame(track, x, y, math.radians(heading * TURN_DEGREES), radars, hud)
-            yield encode_jpeg(frame)
+            yield render_jpeg(track, x, y, math.radians(heading * TURN_DEGREES), radars, hud)
 
 
 async def paced(frames: Iterator[bytes], fps: float) -> AsyncIterator[bytes]:

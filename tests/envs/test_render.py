@@ -13,6 +13,7 @@ from rewards_api.envs.render import (
     RADAR_ANGLES,
     encode_jpeg,
     render_frame,
+    render_jpeg,
     save_track_png,
     track_background,
     track_png,
@@ -233,3 +234,13 @@ def test_track_png_decodes_to_the_background(track: Track, tmp_path) -> None:
     path = tmp_path / "track.png"
     save_track_png(track, path)
     assert path.read_bytes() == data
+
+
+def test_render_jpeg_encodes_the_same_frame(track: Track) -> None:
+    x, y, heading = track.pose_at(40)
+    hud = {"episode": 3, "score": 12.5}
+    frame = render_frame(track, x, y, heading, [50.0, 80.0, 120.0, 80.0, 50.0], hud)
+    data = render_jpeg(track, x, y, heading, [50.0, 80.0, 120.0, 80.0, 50.0], hud, quality=90)
+    decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
+    assert data[:2] == b"\xff\xd8" and decoded.shape == frame.shape
+    assert np.abs(decoded - frame.astype(np.int16)).mean() < 4
