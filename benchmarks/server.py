@@ -187,14 +187,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--viewers", type=int, default=10)
-    parser.add_argument("--window", type=float, default=5.0, help="seconds of each throughput window")
+    parser.add_argument("--window", type=float, default=4.0, help="seconds of each throughput window")
+    parser.add_argument("--rounds", type=int, default=8, help="alternating without/with viewer rounds")
     args = parser.parse_args()
     token = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory() as home:
         process, url = start_server(Path(home), token)
         try:
             config_load(url, token, args.clients, args.seconds)
-            training_with_viewers(url, token, args.viewers, args.window)
+            training_with_viewers(url, token, args.viewers, args.window, args.rounds)
         finally:
             process.terminate()
             process.wait(timeout=30)

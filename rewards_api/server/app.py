@@ -18,6 +18,7 @@ from ..config import Settings
 from ..params import ParameterError, describe_errors
 from ..store import InvalidSessionId, SessionError, SessionExists, SessionNotFound, SessionStore
 from .auth import require_token
+from .models import ErrorResponse
 from .routes import Conflict, router
 from .training import router as training_router
 
@@ -65,8 +66,9 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
     app.state.store = SessionStore(settings.home)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
                        allow_methods=["*"], allow_headers=["*"])
+    errors = {status: {"model": ErrorResponse} for status in (401, 404, 409, 422)}
     for area in (router, training_router):
-        app.include_router(area, prefix=API_PREFIX, dependencies=[Depends(require_token)])
+        app.include_router(area, prefix=API_PREFIX, dependencies=[Depends(require_token)], responses=errors)
 
     @app.get("/health", summary="Liveness (no token needed)")
     def health() -> dict[str, Any]:

@@ -61,3 +61,103 @@ class EvaluateRequest(SessionRequest):
     mode: str = "training"
     track_num: int | str = 1
     num_trials: int = 5
+
+
+# ----- responses (they document the API in /docs; handlers return JSON directly, so long score lists
+# are not walked by FastAPI's encoder) --------------------------------------------------------------------
+class StatusResponse(BaseModel):
+    """Every JSON object answer carries the HTTP status, as the original API did."""
+
+    status: int = 200
+
+
+class MessageResponse(StatusResponse):
+    message: str
+
+
+class ErrorResponse(MessageResponse):
+    """A 4xx or 5xx answer: ``message`` says what is wrong and how to fix it."""
+
+    detail: str
+    errors: list[dict[str, str]] | None = None
+
+
+class DirPaths(BaseModel):
+    session_root_dir: str
+    saved_models_dir: str
+
+
+class JsonPaths(BaseModel):
+    training_metrics: str
+    evaluation_metrics: str
+    model_history: str
+
+
+class CreateSessionResponse(StatusResponse):
+    session_id: str
+    session_creation_date: str  # YYYY-MM-DD
+    session_creation_time: str  # HH:MM:SS.ffffff
+    dir_paths: DirPaths
+    json_paths: JsonPaths
+
+
+class EnvParamsResponse(MessageResponse):
+    env_params: dict[str, Any]
+
+
+class ModelHistoryResponse(StatusResponse):
+    """``write_agent_params``: the new model's ``last_created`` and the last training's ``last_trained``."""
+
+    last_created: dict[str, Any]
+    last_trained: dict[str, Any]
+
+
+class TrainingParamsResponse(MessageResponse):
+    training_params: dict[str, Any]
+
+
+class SessionParams(BaseModel):
+    env_params: dict[str, Any]
+    agent_params: dict[str, Any]
+    training_params: dict[str, Any]
+    training_metrics: dict[str, Any]
+    evaluation_metrics: dict[str, Any]
+
+
+class AllParamsResponse(SessionParams, StatusResponse):
+    """``get_all_params``: the five session files ({} for one not written yet)."""
+
+
+class FinalScoreResponse(StatusResponse):
+    score: float
+
+
+class JobResponse(StatusResponse):
+    """One session's training job (see ``rewards_api.runs.jobs.JobStatus``)."""
+
+    session_id: str
+    state: str  # queued, running, finished, failed or stopped
+    episode: int
+    episodes: int
+    record: float | None
+    last_score: float | None
+    epsilon: float | None
+    steps: int
+    error: str | None
+    queued_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    pid: int | None
+    layers: list[list[int]] | None
+
+
+class JobsResponse(StatusResponse):
+    jobs: list[dict[str, Any]]
+
+
+class StartResponse(StatusResponse):
+    job: dict[str, Any]
+
+
+class StopResponse(MessageResponse):
+    job: dict[str, Any] | None

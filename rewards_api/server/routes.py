@@ -21,10 +21,18 @@ from ..store import SessionNotFound, SessionStore
 from .evaluation import EvaluationFailed, run_evaluation
 from .models import (
     AgentParamsRequest,
+    AllParamsResponse,
+    CreateSessionResponse,
     EnvParamsRequest,
+    EnvParamsResponse,
     EvaluateRequest,
+    FinalScoreResponse,
+    MessageResponse,
+    ModelHistoryResponse,
     RewardFunctionRequest,
+    SessionParams,
     TrainingParamsRequest,
+    TrainingParamsResponse,
     check_session_id,
     params_of,
 )
@@ -73,12 +81,12 @@ def ok(**body: Any) -> JSONResponse:
     return JSONResponse({"status": 200, **body})
 
 
-@router.post("/create_session", summary="Create a session")
+@router.post("/create_session", summary="Create a session", response_model=CreateSessionResponse)
 def create_session(store: Store, session_id: SessionId) -> JSONResponse:
     return ok(**store.create(session_id))
 
 
-@router.post("/delete_session", summary="Delete a session and its files")
+@router.post("/delete_session", summary="Delete a session and its files", response_model=MessageResponse)
 def delete_session(request: Request, store: Store, session_id: SessionId) -> JSONResponse:
     if not store.exists(session_id):
         raise SessionNotFound(session_id)
@@ -93,22 +101,25 @@ def _existing(store: SessionStore, session_id: str) -> None:
     store.read(session_id, "model_history")  # SessionNotFound (404) for an unknown session
 
 
-@router.post("/write_env_params", summary="Write env_params.json")
+@router.post("/write_env_params", summary="Write env_params.json", response_model=EnvParamsResponse)
 def write_env_params(store: Store, body: EnvParamsRequest) -> JSONResponse:
     _existing(store, body.session_id)
     stored = store.write_env_params(body.session_id, EnvParams(**params_of(body)))
     return ok(message="env_params.json written", env_params=stored)
 
 
-@router.post("/write_agent_params", summary="Write agent_params.json and start a new model")
-@router.post("/write_agent_parameters", summary="Write agent_params.json (the original's other name)")
+@router.post("/write_agent_params", summary="Write agent_params.json and start a new model",
+             response_model=ModelHistoryResponse)
+@router.post("/write_agent_parameters", summary="Write agent_params.json (the original's other name)",
+             response_model=ModelHistoryResponse)
 def write_agent_params(store: Store, body: AgentParamsRequest) -> JSONResponse:
     _existing(store, body.session_id)
     history = store.write_agent_params(body.session_id, AgentParams(**params_of(body)))
     return ok(last_created=history.get("last_created", {}), last_trained=history.get("last_trained", {}))
 
 
-@router.post("/write_training_params", summary="Check the reward function and write training_params.json")
+@router.post("/write_training_params", summary="Check the reward function and write training_params.json",
+             response_model=TrainingParamsResponse)
 def write_training_params(store: Store, body: TrainingParamsRequest) -> JSONResponse:
     _existing(store, body.session_id)
     check_reward_source(body.reward_function)
@@ -117,7 +128,8 @@ def write_training_params(store: Store, body: TrainingParamsRequest) -> JSONResp
     return ok(message="training_params.json written", training_params=stored)
 
 
-@router.post("/write_reward_fn", summary="Check and replace only the reward function")
+@router.post("/write_reward_fn", summary="Check and replace only the reward function",
+             response_model=TrainingParamsResponse)
 def write_reward_fn(store: Store, body: RewardFunctionRequest) -> JSONResponse:
     _existing(store, body.session_id)
     check_reward_source(body.reward_function)
@@ -128,22 +140,26 @@ def write_reward_fn(store: Store, body: RewardFunctionRequest) -> JSONResponse:
     return ok(message="reward function written", training_params=stored)
 
 
-@router.get("/get_all_params", summary="Every parameter and metric of a session")
+@router.get("/get_all_params", summary="Every parameter and metric of a session",
+            response_model=AllParamsResponse)
 def get_all_params(store: Store, session_id: SessionId) -> JSONResponse:
     return ok(**store.all_params(session_id))
 
 
-@router.get("/get_all_sessions", summary="Every session's parameters and metrics, by session id")
+@router.get("/get_all_sessions", summary="Every session's parameters and metrics, by session id",
+            response_model=dict[str, SessionParams])
 def get_all_sessions(store: Store) -> JSONResponse:
     return JSONResponse({session_id: store.all_params(session_id) for session_id in store.list_sessions()})
 
 
-@router.api_route("/get_all_envs", methods=["GET", "POST"], summary="The environments on offer")
+@router.get("/get_all_envs", summary="The environments on offer")
+@router.post("/get_all_envs", summary="The environments on offer", operation_id="post_get_all_envs")
 def get_all_envs() -> list[dict[str, Any]]:
     return ENVIRONMENTS
 
 
-@router.api_route("/get_all_tracks", methods=["GET", "POST"], summary="The training tracks' file names")
+@router.get("/get_all_tracks", summary="The training tracks' file names")
+@router.post("/get_all_tracks", summary="The training tracks' file names", operation_id="post_get_all_tracks")
 def get_all_tracks() -> list[str]:
     return [name for name, (mode, _) in TRACK_FILES.items() if mode == "training"]
 
@@ -199,6 +215,7 @@ async def evaluate_get(request: Request, store: Store, session_id: SessionId, mo
     return await _evaluate(request, store, body)
 
 
-@router.get("/final_eval_score", summary="Sum over evaluated tracks of record / num_trials")
+@router.get("/final_eval_score", summary="Sum over evaluated tracks of record / num_trials",
+            response_model=FinalScoreResponse)
 def get_final_eval_score(store: Store, session_id: SessionId) -> JSONResponse:
     return ok(score=final_eval_score(store.read(session_id, "evaluation_metrics")))

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from ..runs.jobs import JobManager
 from ..store import SessionNotFound, SessionStore
 from .live import LiveViews
+from .models import JobResponse, JobsResponse, StartResponse, StopResponse
 from .routes import SessionId, Store, ok
 from .streams import MJPEG_MEDIA_TYPE, mjpeg_response
 
@@ -47,12 +48,14 @@ async def stream(request: Request, store: Store, session_id: SessionId) -> Strea
     return mjpeg_response(view.parts())
 
 
-@router.post("/train", summary="Start training without watching (or return the running job)")
+@router.post("/train", summary="Start training without watching (or return the running job)",
+             response_model=StartResponse)
 async def train(request: Request, store: Store, session_id: SessionId) -> JSONResponse:
     return ok(job=await _start(request, store, session_id))
 
 
-@router.get("/stop", summary="Stop the session's training, keeping what it learned")
+@router.get("/stop", summary="Stop the session's training, keeping what it learned",
+            response_model=StopResponse)
 async def stop(request: Request, store: Store, session_id: SessionId) -> JSONResponse:
     if not await asyncio.to_thread(store.exists, session_id):
         raise SessionNotFound(session_id)
@@ -62,12 +65,13 @@ async def stop(request: Request, store: Store, session_id: SessionId) -> JSONRes
     return ok(message=f"stopping session {session_id!r}: what it learned is kept", job=status.to_dict())
 
 
-@router.get("/jobs", summary="Every training job: queued, running, finished, failed or stopped")
+@router.get("/jobs", summary="Every training job: queued, running, finished, failed or stopped",
+            response_model=JobsResponse)
 def list_jobs(request: Request) -> JSONResponse:
     return ok(jobs=[status.to_dict() for status in jobs_of(request).jobs()])
 
 
-@router.get("/jobs/{session_id}", summary="One session's training job")
+@router.get("/jobs/{session_id}", summary="One session's training job", response_model=JobResponse)
 def get_job(request: Request, session_id: str) -> JSONResponse:
     status = jobs_of(request).status(session_id)
     if status is None:

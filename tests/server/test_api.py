@@ -211,6 +211,13 @@ def test_the_openapi_document_lists_every_endpoint(server) -> None:
                  "write_agent_parameters", "write_training_params", "write_reward_fn", "get_all_params",
                  "get_all_sessions", "get_all_envs", "get_all_tracks", "tracks/{name}"):
         assert f"{V1}/{path}" in paths, path
+    for path in ("stream", "train", "stop", "jobs", "jobs/{session_id}", "metrics/stream", "evaluate",
+                 "evaluate/", "final_eval_score"):
+        assert f"{V1}/{path}" in paths, path
+    created = paths[f"{V1}/create_session"]["post"]["responses"]
+    assert created["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/CreateSessionResponse")
+    assert created["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+    assert "image/png" in paths[f"{V1}/tracks/{{name}}"]["get"]["responses"]["200"]["content"]
     assert httpx.get(f"{server.url}/docs").status_code == 200
 
 
