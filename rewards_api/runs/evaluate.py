@@ -20,7 +20,7 @@ from ..envs import ENV_ID
 from ..envs.reward import compile_reward_source
 from ..store import SessionStore
 from .events import Event, TrialFinished, score_value
-from .train import load_setup
+from .train import SessionSetup, load_setup
 
 DEFAULT_TRIALS = 5  # the CLI repeats this default so that it need not import PyTorch
 
@@ -41,9 +41,10 @@ CarPose = tuple[float, float, int, list[float], float, float]
 """One step of a trial for replaying it: ``(x, y, heading index, radars, score, progress)``."""
 
 
-def load_best_model(store: SessionStore, session_id: str) -> QNetwork:
-    """The session's ``model.pth`` in a Q-network built from its ``model_configuration``."""
-    setup = load_setup(store, session_id)
+def load_best_model(store: SessionStore, session_id: str, setup: SessionSetup | None = None) -> QNetwork:
+    """The session's ``model.pth`` in a Q-network built from its ``model_configuration`` (``setup``:
+    the session's parameters, when the caller has read them already)."""
+    setup = setup or load_setup(store, session_id)
     path = store.paths(session_id).model
     if not path.exists():
         raise ModelNotTrained(f"session {session_id!r} has no trained model yet: train it first")
@@ -108,8 +109,9 @@ def evaluate(
     if not 1 <= int(num_trials) <= 100:
         raise ValueError(f"num_trials must be 1..100, not {num_trials!r}")
     emit = on_event or (lambda event: None)
-    network = load_best_model(store, session_id)
-    reward = compile_reward_source(load_setup(store, session_id).reward_source)
+    setup = load_setup(store, session_id)
+    network = load_best_model(store, session_id, setup)
+    reward = compile_reward_source(setup.reward_source)
     env = gym.make(ENV_ID, track=track, mode=mode, reward_function=reward).unwrapped
     started = time.perf_counter()
     results = greedy_trials(network, env, num_trials, emit, poses)
