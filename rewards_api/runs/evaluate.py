@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ..agents.dqn import QNetwork
+from ..agents.dqn import QNetwork, load_q_network
 from ..envs import ENV_ID
 from ..envs.reward import compile_reward_source
 from ..store import SessionStore
@@ -48,15 +48,13 @@ def load_best_model(store: SessionStore, session_id: str, setup: SessionSetup | 
     path = store.paths(session_id).model
     if not path.exists():
         raise ModelNotTrained(f"session {session_id!r} has no trained model yet: train it first")
-    network = QNetwork(setup.config.layers)
     try:
-        network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return load_q_network(setup.config.layers, str(path))
     except RuntimeError as exc:
         raise ModelNotTrained(
             f"session {session_id!r}: model.pth was trained for another model_configuration than "
             f"{setup.agent.model_configuration}; train the session again"
         ) from exc
-    return network.eval()
 
 
 def greedy_trials(network: QNetwork, env: gym.Env, num_trials: int,
