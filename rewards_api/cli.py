@@ -5,6 +5,7 @@
     rewards-api [--home DIR] evaluate SESSION --mode evaluation --track 1 [--trials 5] [--json]
     rewards-api [--home DIR] sessions
     rewards-api [--home DIR] delete SESSION
+    rewards-api [--home DIR] users add NAME | users list | users remove NAME
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rich.table import Table
 from .envs.reward import DEFAULT_REWARD_SOURCE
 from .params import AgentParams, EnvParams, TrainingParams, first_error_message
 from .store import SessionError, SessionStore
+from .users import UserRegistry
 
 if TYPE_CHECKING:
     from .runs.events import Event
@@ -255,6 +257,52 @@ def delete(
     with user_errors():
         _store(ctx).delete(session)
     console.print(f"Deleted session {session}")
+
+
+users_app = typer.Typer(help="The people who may use this server besides you: each has a token and sessions "
+                        "of their own.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+def _users(ctx: typer.Context) -> UserRegistry:
+    return UserRegistry(_store(ctx).home)
+
+
+@users_app.command("add")
+def users_add(ctx: typer.Context, name: Annotated[str, typer.Argument(help="User name: lower-case letters, "
+                                                                     "digits, '_' or '-'.")]) -> None:
+    """Add a user and print their token (shown once: only its hash is kept)."""
+    with user_errors():
+        token = _users(ctx).add(name)
+    console.print(f"Added user [bold]{name}[/]. Their token (shown only now; give it to them):",
+                  highlight=False)
+    print(token)
+
+
+@users_app.command("list")
+def users_list(ctx: typer.Context) -> None:
+    """List the users (not their tokens: only hashes are kept)."""
+    with user_errors():
+        everyone = _users(ctx).list()
+    if not everyone:
+        console.print("No users yet: only the server's token works. Add one: rewards-api users add NAME")
+        return
+    table = Table(title=f"users of {_store(ctx).home}")
+    for column in ("user", "added", "sessions", "folder"):
+        table.add_column(column)
+    for user in everyone:
+        sessions = SessionStore(user.home).list_sessions()
+        table.add_row(user.name, user.created, str(len(sessions)), str(user.home))
+    console.print(table)
+
+
+@users_app.command("remove")
+def users_remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="User name.")]) -> None:
+    """Revoke a user's token at once; their sessions are kept on disk."""
+    with user_errors():
+        removed = _users(ctx).remove(name)
+    console.print(f"Removed user [bold]{name}[/]: their token no longer works. Their sessions are kept in "
+                  f"{removed.home}", highlight=False)
 
 
 @app.command()

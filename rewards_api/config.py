@@ -19,7 +19,11 @@ TOKEN_FILE = "server_token"
 
 
 class Settings(BaseSettings):
-    """How the server runs. ``REWARDS_HOME``, ``REWARDS_TOKEN``, ``REWARDS_PORT``, ... set the fields."""
+    """How the server runs. ``REWARDS_HOME``, ``REWARDS_TOKEN``, ``REWARDS_PORT``, ... set the fields.
+
+    ``max_jobs`` trainings run at once and ``max_queued`` more may wait; a user other than the owner may
+    have ``max_user_jobs`` trainings queued or running; request bodies are at most ``max_body_bytes``.
+    """
 
     model_config = SettingsConfigDict(env_prefix="REWARDS_", extra="ignore")
 
@@ -29,6 +33,10 @@ class Settings(BaseSettings):
     token: str | None = None
     no_auth: bool = False
     max_jobs: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+    max_queued: int = Field(64, ge=0, le=10_000)
+    max_user_jobs: int = Field(2, ge=1, le=64)
+    # A reward function is a few kilobytes: a megabyte is generous.
+    max_body_bytes: int = Field(1_000_000, ge=1_000, le=100_000_000)
     cors_origins: list[str] = Field(default_factory=lambda: list(DEFAULT_CORS_ORIGINS))
 
     @field_validator("token")

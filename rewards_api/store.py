@@ -6,7 +6,12 @@
     training_metrics.json  evaluation_metrics.json                 (written at creation)
     session_saved_models/  model_history.json  model.pth  checkpoints/resume.pth
     .rewards/lock                                                  (the session's lock file)
+<home>/.users/<name>/<session_id>/...                              (another user's sessions, same layout)
 ```
+
+The local owner's sessions stay at the root, as in the seed. Each user added with ``rewards-api users add``
+has a home of their own under ``.users/`` (see :func:`user_home`): a name starting with a dot can never be
+a session id, so the two never collide, and the same session id can exist once per user.
 
 Every write is atomic (a temporary file in the same folder, fsync, rename), so a crash leaves the old or the
 new file, never a torn one. Read-modify-write goes through :meth:`SessionStore.update`, which holds the
@@ -42,6 +47,8 @@ __all__ = [
     "DOCUMENTS",
     "SESSION_FILES",
     "SESSION_ID_PATTERN",
+    "USERS_DIR",
+    "USER_NAME_PATTERN",
     "InvalidSessionId",
     "SessionError",
     "SessionExists",
@@ -52,6 +59,7 @@ __all__ = [
     "atomic_write_json",
     "default_home",
     "read_json",
+    "user_home",
     "validate_session_id",
 ]
 
@@ -134,6 +142,23 @@ def validate_session_id(session_id: Any) -> str:
     return session_id
 
 
+USERS_DIR = ".users"
+"""The folder, in the home folder, that holds the other users' homes and the users file."""
+USER_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+"""A user name: 1-32 lower-case letters, digits, "_" or "-", starting with a letter or digit."""
+USER_NAME_RULE = "use 1-32 lower-case letters, digits, '_' or '-', starting with a letter or digit"
+
+
+def user_home(home: Path, user: str | None) -> Path:
+    """Where ``user``'s sessions live: the home folder itself for the owner (``None``), else
+    ``<home>/.users/<user>``. ValueError for a name that does not follow :data:`USER_NAME_RULE`."""
+    if user is None:
+        return home
+    if not isinstance(user, str) or USER_NAME_PATTERN.fullmatch(user) is None:
+        raise ValueError(f"user name {user!r} is not valid: {USER_NAME_RULE}")
+    return home / USERS_DIR / user
+
+
 def default_home() -> Path:
     """The sessions' folder: ``$REWARDS_HOME`` if set, else ``~/.rewards_ai``."""
     configured = os.environ.get("REWARDS_HOME")
@@ -206,7 +231,7 @@ def _file_mode() -> int:
 _FILE_MODE = _file_mode()
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str, file_mode: int | None = None) -> None:
     """Write through ``write(file)`` into a hidden temporary file beside ``path``, fsync, then rename.
 
     The temporary name starts with "." and ends with ".tmp", so it never looks like a session file, and it
@@ -220,7 +245,7 @@ def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
     try:
         with handle:
             # Temporary files are private (0600); the session's files are ordinary ones other tools read.
-            os.fchmod(handle.fileno(), _FILE_MODE)
+            os.fchmod(handle.fileno(), _FILE_MODE if file_mode is None else file_mode)
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -231,9 +256,10 @@ def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
         raise
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
+def atomic_write_json(path: Path, data: Any, file_mode: int | None = None) -> None:
     """Write ``data`` as JSON to ``path`` atomically: a crash leaves the old file or the new, never a mix.
 
+    ``file_mode`` (e.g. ``0o600`` for secrets) replaces the usual 0666 less the umask.
     NaN and infinity are refused (ValueError): they are not JSON, and the original front end cannot read them.
     """
 
@@ -241,7 +267,7 @@ def atomic_write_json(path: Path, data: Any) -> None:
         json.dump(data, handle, indent=2, ensure_ascii=False, allow_nan=False)
         handle.write("\n")
 
-    _atomic_write(path, write, "w")
+    _atomic_write(path, write, "w", file_mode)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

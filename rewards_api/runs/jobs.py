@@ -44,13 +44,13 @@ from typing import Any
 
 import torch
 
-from ..store import SessionNotFound, SessionStore
+from ..store import SessionNotFound, SessionStore, user_home
 from .events import Event, FrameReady, TrainingStarted
 from .train import Trainer, TrainingError, TrainingOptions
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JobManager", "JobState", "JobStatus", "Subscription"]
+__all__ = ["JobManager", "JobState", "JobStatus", "QueueFull", "Subscription"]
 
 WEIGHTS_INTERVAL = 0.5
 """Seconds of training between two copies of the Q-network sent by a worker (one is sent at start)."""
@@ -61,8 +61,17 @@ RELAY_TICK = 0.1
 EXIT_GRACE = 5.0
 """Seconds a worker may take to exit after it reported its end, before it is killed."""
 
+JobKey = tuple[str | None, str]
+"""A job's identity: (user, session id); the user is ``None`` for the local owner."""
+MAX_QUEUED = 64
+"""Default bound of the jobs waiting for a free slot; more are refused with :class:`QueueFull`."""
+
 _JSON = b"J"
 _WEIGHTS = b"W"
+
+
+class QueueFull(RuntimeError):
+    """Too many trainings are waiting already: try again when one has ended."""
 
 
 class JobState(str, Enum):
@@ -86,7 +95,8 @@ class JobStatus:
 
     ``pid`` is the worker's process id while it runs; ``layers`` the Q-network's ``[(in, out), ...]``
     once the worker has started (what :meth:`JobManager.latest_weights` loads into, with
-    ``rewards_api.agents.dqn.QNetwork(layers)``).
+    ``rewards_api.agents.dqn.QNetwork(layers)``). ``user`` names whose session it is (see
+    :func:`rewards_api.store.user_home`); the same session id may be trained by several users at once.
     """
 
     session_id: str
@@ -103,6 +113,11 @@ class JobStatus:
     finished_at: float | None = None
     pid: int | None = None
     layers: list[tuple[int, int]] | None = None
+    user: str | None = None  # whose session: None for the local owner
+
+    @property
+    def key(self) -> JobKey:
+        return (self.user, self.session_id)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``state`` as its string value, ``layers`` as lists)."""
@@ -141,10 +156,12 @@ class Subscription:
     so a viewer also sees a job started again later. It is a context manager (sync and async).
     """
 
-    def __init__(self, session_id: str, maxsize: int = SUBSCRIPTION_SIZE, manager: JobManager | None = None):
+    def __init__(self, session_id: str, maxsize: int = SUBSCRIPTION_SIZE, manager: JobManager | None = None,
+                 user: str | None = None):
         if maxsize < 1:
             raise ValueError("a subscription holds at least one item")
         self.session_id = session_id
+        self.key: JobKey = (user, session_id)
         self.maxsize = maxsize
         self.dropped = 0
         self._items: deque[dict[str, Any]] = deque()
@@ -382,19 +399,22 @@ class JobManager:
     """
 
     def __init__(self, home: Path | str, max_jobs: int | None = None,
-                 options: TrainingOptions | None = None) -> None:
-        """``max_jobs`` defaults to ``os.cpu_count()``; ``options`` is given to every Trainer."""
+                 options: TrainingOptions | None = None, max_queued: int = MAX_QUEUED) -> None:
+        """``max_jobs`` defaults to ``os.cpu_count()``; ``options`` is given to every Trainer; at most
+        ``max_queued`` jobs wait for a slot."""
         self.store = SessionStore(home)
         self.home = self.store.home
         self.max_jobs = max_jobs if max_jobs is not None else (os.cpu_count() or 1)
         if self.max_jobs < 1:
             raise ValueError(f"max_jobs must be at least 1, not {self.max_jobs}")
+        self.max_queued = max_queued
         self.options = options
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
-        self._jobs: dict[str, _Job] = {}
+        self._stores: dict[str | None, SessionStore] = {None: self.store}
+        self._jobs: dict[JobKey, _Job] = {}
         self._pending: deque[_Job] = deque()
-        self._subscribers: dict[str, set[Subscription]] = {}
+        self._subscribers: dict[JobKey, set[Subscription]] = {}
         self._closing = False
         self._shutdown_lock = threading.Lock()
         self._shut_down = False
@@ -411,43 +431,56 @@ class JobManager:
         self.shutdown()
 
     # ----- public API ------------------------------------------------------------------------------------
-    def start(self, session_id: str) -> JobStatus:
+    def store_of(self, user: str | None) -> SessionStore:
+        """The store of ``user``'s sessions (the owner's for ``None``)."""
+        with self._lock:
+            store = self._stores.get(user)
+            if store is None:
+                store = self._stores[user] = SessionStore(user_home(self.home, user))
+            return store
+
+    def start(self, session_id: str, user: str | None = None) -> JobStatus:
         """Start (queue) the session's training, or return its job if it is already queued or running.
 
-        SessionNotFound if there is no such session (InvalidSessionId for a bad id); RuntimeError after
-        :meth:`shutdown`. The worker is launched by the relay thread as soon as a slot is free.
+        SessionNotFound if there is no such session (InvalidSessionId for a bad id); QueueFull when
+        ``max_queued`` jobs are waiting; RuntimeError after :meth:`shutdown`. The worker is launched by the
+        relay thread as soon as a slot is free.
         """
-        if not self.store.exists(session_id):
+        if not self.store_of(user).exists(session_id):
             raise SessionNotFound(session_id)
         with self._lock:
             if self._closing:
                 raise RuntimeError("the job manager is shut down")
-            job = self._jobs.get(session_id)
+            job = self._jobs.get((user, session_id))
             if job is not None and job.status.active:
                 return replace(job.status)
-            job = _Job(JobStatus(session_id=session_id, state=JobState.queued, queued_at=time.time()))
-            self._jobs[session_id] = job
+            if len(self._pending) >= self.max_queued:
+                raise QueueFull(f"{len(self._pending)} trainings are already waiting for a free slot: "
+                                "try again when one has ended")
+            job = _Job(JobStatus(session_id=session_id, state=JobState.queued, queued_at=time.time(),
+                                 user=user))
+            self._jobs[job.status.key] = job
             self._pending.append(job)
             self._publish_state(job)
             snapshot = replace(job.status)
         self._wakeup()
         return snapshot
 
-    def stop(self, session_id: str) -> JobStatus | None:
+    def stop(self, session_id: str, user: str | None = None) -> JobStatus | None:
         """Stop the session's job without waiting: a queued job is dropped and marked ``stopped`` at once;
         a running one is told to stop (it saves what it learned, then becomes ``stopped`` when the worker
         reports). Returns the status as it is now, or None if the session never had a job."""
         with self._lock:
-            job = self._jobs.get(session_id)
+            job = self._jobs.get((user, session_id))
             if job is None:
                 return None
             self._stop_job(job)
             return replace(job.status)
 
-    def status(self, session_id: str) -> JobStatus | None:
+    def status(self, session_id: str, user: str | None = None) -> JobStatus | None:
         """The session's latest job, or None."""
         with self._lock:
-            job = self._jobs.get(session_id)
+            job = self._jobs.get((user, session_id))
             return replace(job.status) if job is not None else None
 
     def jobs(self) -> list[JobStatus]:
@@ -455,31 +488,32 @@ class JobManager:
         with self._lock:
             return [replace(job.status) for job in self._jobs.values()]
 
-    def is_active(self, session_id: str) -> bool:
+    def is_active(self, session_id: str, user: str | None = None) -> bool:
         """Whether the session's job is queued or running."""
         with self._lock:
-            job = self._jobs.get(session_id)
+            job = self._jobs.get((user, session_id))
             return job is not None and job.status.active
 
-    def latest_weights(self, session_id: str) -> dict[str, torch.Tensor] | None:
+    def latest_weights(self, session_id: str, user: str | None = None) -> dict[str, torch.Tensor] | None:
         """The newest Q-network ``state_dict`` (CPU tensors) of the session's latest job, or None before
         its worker sent one. Load it into ``QNetwork(status(session_id).layers)``. Kept after the job ends
         (the final policy), cleared when a new job starts. Do not modify the tensors: copy them."""
         with self._lock:
-            job = self._jobs.get(session_id)
+            job = self._jobs.get((user, session_id))
             return job.weights if job is not None else None
 
-    def subscribe(self, session_id: str, maxsize: int = SUBSCRIPTION_SIZE) -> Subscription:
+    def subscribe(self, session_id: str, maxsize: int = SUBSCRIPTION_SIZE,
+                  user: str | None = None) -> Subscription:
         """A queue of the session's events for one consumer (see :class:`Subscription`); it starts with
         the current state when the session has a job. Close it when done."""
-        subscription = Subscription(session_id, maxsize, self)
+        subscription = Subscription(session_id, maxsize, self, user)
         with self._lock:
             if self._closing:
                 subscription._manager = None
                 subscription.close()
                 return subscription
-            self._subscribers.setdefault(session_id, set()).add(subscription)
-            job = self._jobs.get(session_id)
+            self._subscribers.setdefault(subscription.key, set()).add(subscription)
+            job = self._jobs.get((user, session_id))
             if job is not None:
                 subscription.put({"kind": "state", **job.status.to_dict()})
         return subscription
@@ -520,9 +554,9 @@ class JobManager:
             self._shut_down = True
 
     # ----- for tests ---------------------------------------------------------------------------------------
-    def _process(self, session_id: str) -> BaseProcess | None:
+    def _process(self, session_id: str, user: str | None = None) -> BaseProcess | None:
         with self._lock:
-            job = self._jobs.get(session_id)
+            job = self._jobs.get((user, session_id))
             return job.process if job is not None else None
 
     # ----- internals (the caller holds self._lock where noted) ---------------------------------------------
@@ -560,19 +594,19 @@ class JobManager:
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         with self._lock:
-            group = self._subscribers.get(subscription.session_id)
+            group = self._subscribers.get(subscription.key)
             if group is not None:
                 group.discard(subscription)
                 if not group:
-                    del self._subscribers[subscription.session_id]
+                    del self._subscribers[subscription.key]
 
-    def _publish(self, session_id: str, item: dict[str, Any]) -> None:
+    def _publish(self, key: JobKey, item: dict[str, Any]) -> None:
         """Caller holds the lock (so each session's items keep their order); never blocks."""
-        for subscription in self._subscribers.get(session_id, ()):
+        for subscription in self._subscribers.get(key, ()):
             subscription.put(dict(item))
 
     def _publish_state(self, job: _Job) -> None:
-        self._publish(job.status.session_id, {"kind": "state", **job.status.to_dict()})
+        self._publish(job.status.key, {"kind": "state", **job.status.to_dict()})
 
     # ----- the relay thread --------------------------------------------------------------------------------
     def _relay_loop(self) -> None:
@@ -630,7 +664,8 @@ class JobManager:
             control_reader, control_writer = self._context.Pipe(duplex=False)
             process = self._context.Process(
                 target=_worker_main, name=f"rewards-train-{session_id}", daemon=True,
-                args=(str(self.home), session_id, self.options, results_writer, control_reader),
+                args=(str(self.store_of(job.status.user).home), session_id, self.options, results_writer,
+                      control_reader),
             )
             process.start()
         except Exception as exc:
@@ -693,7 +728,7 @@ class JobManager:
                 self._publish_state(job)
             elif kind == "end":
                 if message.get("reported") is False:
-                    self._publish(status.session_id, {"kind": "failed", "message": message["error"],
+                    self._publish(status.key, {"kind": "failed", "message": message["error"],
                                                       "episodes": status.episode, "steps": status.steps})
                 job.ended = time.monotonic()
                 self._end(job, JobState(message["state"]), message.get("error"))
@@ -706,7 +741,7 @@ class JobManager:
                     status.episode, status.steps = message["episodes"], message["steps"]
                     if kind == "finished" and message.get("record") is not None:
                         status.record = message["record"]
-                self._publish(status.session_id, message)
+                self._publish(status.key, message)
 
     def _end(self, job: _Job, state: JobState, error: str | None) -> None:
         """Caller holds the lock: the job reaches a final state."""
@@ -742,7 +777,7 @@ class JobManager:
                     with contextlib.suppress(ValueError):
                         message += f", signal {signal.Signals(-code).name}"
                 message += ")"
-                self._publish(job.status.session_id, {"kind": "failed", "message": message,
+                self._publish(job.status.key, {"kind": "failed", "message": message,
                                                       "episodes": job.status.episode,
                                                       "steps": job.status.steps})
                 self._end(job, JobState.failed, message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +18,9 @@ from .. import __version__
 from ..config import Settings
 from ..params import ParameterError, describe_errors
 from ..store import InvalidSessionId, SessionError, SessionExists, SessionNotFound, SessionStore
-from .auth import require_token
+from ..users import UserRegistry
+from .auth import current_caller
+from .limits import BodyTooLarge, LimitBodySize, TooManyJobs
 from .models import ErrorResponse
 from .routes import Conflict, router
 from .training import router as training_router
@@ -47,8 +50,8 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
         # The server's only networks are the live views' tiny ones: one thread, so that PyTorch's
         # spinning worker threads never take a core from a training.
         torch.set_num_threads(1)
-        app.state.jobs = JobManager(settings.home, max_jobs=settings.max_jobs)
-        app.state.live_views = LiveViews(app.state.jobs, app.state.store)
+        app.state.jobs = JobManager(settings.home, max_jobs=settings.max_jobs, max_queued=settings.max_queued)
+        app.state.live_views = LiveViews(app.state.jobs)
         try:
             yield
         finally:
@@ -64,11 +67,14 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
     app.state.settings = settings
     app.state.token = token
     app.state.store = SessionStore(settings.home)
+    app.state.stores = {None: app.state.store}  # each user's store, made on their first request
+    app.state.users = UserRegistry(settings.home)
+    app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
                        allow_methods=["*"], allow_headers=["*"])
-    errors = {status: {"model": ErrorResponse} for status in (401, 404, 409, 422)}
+    errors = {status: {"model": ErrorResponse} for status in (401, 404, 409, 413, 422)}
     for area in (router, training_router):
-        app.include_router(area, prefix=API_PREFIX, dependencies=[Depends(require_token)], responses=errors)
+        app.include_router(area, prefix=API_PREFIX, dependencies=[Depends(current_caller)], responses=errors)
 
     @app.get("/health", summary="Liveness (no token needed)")
     def health() -> dict[str, Any]:
@@ -104,6 +110,26 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
     @app.exception_handler(Conflict)
     def conflict(request: Request, exc: Conflict) -> JSONResponse:
         return error(409, str(exc))
+
+    @app.exception_handler(BodyTooLarge)
+    def too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return error(413, str(exc))
+
+    @app.exception_handler(TooManyJobs)
+    def too_many_jobs(request: Request, exc: TooManyJobs) -> JSONResponse:
+        return error(exc.status, str(exc))
+
+    @app.exception_handler(OSError)
+    def storage_error(request: Request, exc: OSError) -> JSONResponse:
+        # Writes are atomic: whatever failed, the files already saved are intact.
+        log.error("storage: %s", exc)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return error(507, f"the disk holding {settings.home} is full: free some space and try again "
+                         "(nothing saved was changed)")
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return error(500, f"the server cannot write in {settings.home} ({exc.strerror}): give it a "
+                         "writable home folder (--home or REWARDS_HOME); nothing saved was changed")
+        return error(500, f"the server could not read or write its files: {exc.strerror or exc}")
 
     @app.exception_handler(SessionError)
     def broken_session(request: Request, exc: SessionError) -> JSONResponse:

@@ -1,25 +1,71 @@
-"""Token auth, like Jupyter's: ``Authorization: Bearer <token>``, or ``?token=`` where a browser cannot
-set headers (``<img src>``, ``EventSource``). Compared in constant time."""
+"""Who is calling: token auth like Jupyter's, with users.
+
+A request carries a token as ``Authorization: Bearer <token>``, or as ``?token=`` where a browser cannot set
+headers (``<img src>``, ``EventSource``). The server's own token (SPEC.md §6) is the local owner's, compared
+in constant time; any other is looked up among the users' hashed tokens (:mod:`rewards_api.users`). With
+auth off (``--no-auth``, loopback only) every caller is the owner.
+"""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+
+from ..store import SessionStore, user_home
 
 UNAUTHORIZED = (
-    "this server needs its token: send 'Authorization: Bearer <token>' or add '?token=<token>' to the URL "
-    "(the token is printed when the server starts, and kept in <home>/server_token)"
+    "this server needs a token: send 'Authorization: Bearer <token>' or add '?token=<token>' to the URL "
+    "(the owner's token is printed when the server starts; users get theirs from `rewards-api users add`)"
 )
 
 
-def require_token(request: Request) -> None:
-    """FastAPI dependency: a 401 unless the request carries the server's token (or auth is off)."""
+@dataclass(frozen=True)
+class Caller:
+    """The user a request acts for: ``name`` is ``None`` for the local owner (an admin)."""
+
+    name: str | None
+
+    @property
+    def is_owner(self) -> bool:
+        return self.name is None
+
+
+OWNER = Caller(None)
+
+
+def _supplied_token(request: Request) -> str:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials.strip()
+    return request.query_params.get("token", "")
+
+
+def current_caller(request: Request) -> Caller:
+    """FastAPI dependency: the caller, or a 401 unless the request carries a known token (or auth is off)."""
     expected: str | None = request.app.state.token
     if expected is None:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, credentials = header.partition(" ")
-    supplied = credentials.strip() if scheme.lower() == "bearer" else request.query_params.get("token", "")
-    if not supplied or not secrets.compare_digest(supplied.encode(), expected.encode()):
-        raise HTTPException(status_code=401, detail=UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
+        return OWNER
+    supplied = _supplied_token(request)
+    if supplied:
+        if secrets.compare_digest(supplied.encode(), expected.encode()):
+            return OWNER
+        name = request.app.state.users.authenticate(supplied)
+        if name is not None:
+            return Caller(name)
+    raise HTTPException(status_code=401, detail=UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+def caller_store(request: Request, caller: CurrentCaller) -> SessionStore:
+    """FastAPI dependency: the store of the caller's own sessions (one instance per user, kept)."""
+    stores: dict[str | None, SessionStore] = request.app.state.stores
+    store = stores.get(caller.name)
+    if store is None:
+        home = user_home(request.app.state.store.home, caller.name)
+        store = stores.setdefault(caller.name, SessionStore(home))
+    return store

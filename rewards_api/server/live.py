@@ -26,8 +26,7 @@ from ..envs.car_race import CarRaceEnv
 from ..envs.radar import TURN_DEGREES
 from ..envs.render import render_jpeg
 from ..params import AgentParams, EnvParams
-from ..runs.jobs import JobManager
-from ..store import SessionStore
+from ..runs.jobs import JobKey, JobManager
 from .streams import mjpeg_part
 
 LIVE_QUALITY = 70
@@ -39,15 +38,16 @@ IDLE_GRACE = 2.0
 class LiveView:
     """Frames of one session's training, produced once for all its viewers."""
 
-    def __init__(self, jobs: JobManager, store: SessionStore, session_id: str) -> None:
+    def __init__(self, jobs: JobManager, session_id: str, user: str | None = None) -> None:
         """Reads the session's files and may build its track's radar maps: make it off the event loop."""
-        everything = store.all_params(session_id)
+        everything = jobs.store_of(user).all_params(session_id)
         env_params = EnvParams(**everything["env_params"])
-        status = jobs.status(session_id)
+        status = jobs.status(session_id, user)
         layers = status.layers if status and status.layers else None
         if layers is None:
             layers = AgentParams(**everything["agent_params"]).config().layers
         self.session_id = session_id
+        self.user = user
         self.jobs = jobs
         self.fps = float(env_params.car_speed)
         self.env = CarRaceEnv(track=env_params.environment_world, mode="training")
@@ -86,7 +86,7 @@ class LiveView:
             while True:
                 if self._viewers == 0 and loop.time() - self._idle_since > IDLE_GRACE:
                     return  # nobody watches: draw nothing (the next viewer starts a new view)
-                active = self.jobs.is_active(self.session_id)
+                active = self.jobs.is_active(self.session_id, self.user)
                 self._frame = await asyncio.to_thread(self._next_frame)
                 self._publish()
                 if not active:
@@ -104,7 +104,7 @@ class LiveView:
 
     def _next_frame(self) -> bytes:
         """Drive the demo car one step with the newest weights, and draw it (in a worker thread)."""
-        weights = self.jobs.latest_weights(self.session_id)
+        weights = self.jobs.latest_weights(self.session_id, self.user)
         if weights is not None and weights is not self._weights:
             self.network.load_state_dict(weights)
             self._weights = weights
@@ -117,7 +117,7 @@ class LiveView:
         if terminated or truncated:
             self._laps += int(info["lap_complete"])
             self._observation, _ = self.env.reset()
-        status = self.jobs.status(self.session_id)
+        status = self.jobs.status(self.session_id, self.user)
         hud: dict[str, Any] = {"training": status.state.value if status else "-"}
         if status is not None:
             hud.update({"episode": f"{status.episode} of {status.episodes}" if status.episodes else "-",
@@ -153,19 +153,18 @@ class LiveView:
 class LiveViews:
     """The live views of all sessions: one per session while it has viewers or trains."""
 
-    def __init__(self, jobs: JobManager, store: SessionStore) -> None:
+    def __init__(self, jobs: JobManager) -> None:
         self.jobs = jobs
-        self.store = store
-        self._views: dict[str, LiveView] = {}
+        self._views: dict[JobKey, LiveView] = {}
         self._lock = asyncio.Lock()
 
-    async def view(self, session_id: str) -> LiveView:
+    async def view(self, session_id: str, user: str | None = None) -> LiveView:
         """The session's live view, made (off the event loop) and started if it has none running."""
         async with self._lock:
-            view = self._views.get(session_id)
+            view = self._views.get((user, session_id))
             if view is None or view.ended:
-                view = await asyncio.to_thread(LiveView, self.jobs, self.store, session_id)
-                self._views[session_id] = view
+                view = await asyncio.to_thread(LiveView, self.jobs, session_id, user)
+                self._views[(user, session_id)] = view
                 view.start()
             view.expect_viewer()
             return view

@@ -149,6 +149,7 @@ class JobResponse(StatusResponse):
     finished_at: float | None
     pid: int | None
     layers: list[list[int]] | None
+    user: str | None = None  # whose session: null for the server's owner
 
 
 class JobsResponse(StatusResponse):

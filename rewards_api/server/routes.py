@@ -18,6 +18,7 @@ from ..envs.tracks import Track, builtin_track, get_track
 from ..params import REWARD_CHECKED, AgentParams, EnvParams, ParameterError, TrainingParams
 from ..runs.evaluate import final_eval_score
 from ..store import SessionNotFound, SessionStore
+from .auth import CurrentCaller, caller_store
 from .evaluation import EvaluationFailed, run_evaluation
 from .models import (
     AgentParamsRequest,
@@ -61,11 +62,8 @@ ENVIRONMENTS = [
 ]
 
 
-def get_store(request: Request) -> SessionStore:
-    return request.app.state.store
-
-
-Store = Annotated[SessionStore, Depends(get_store)]
+Store = Annotated[SessionStore, Depends(caller_store)]
+"""The caller's own sessions: another user's session id is simply not there (a 404 that reveals nothing)."""
 
 
 def session_query(session_id: Annotated[str, Query(description="The session's id.")]) -> str:
@@ -87,11 +85,12 @@ def create_session(store: Store, session_id: SessionId) -> JSONResponse:
 
 
 @router.post("/delete_session", summary="Delete a session and its files", response_model=MessageResponse)
-def delete_session(request: Request, store: Store, session_id: SessionId) -> JSONResponse:
+def delete_session(request: Request, caller: CurrentCaller, store: Store, session_id: SessionId
+                   ) -> JSONResponse:
     if not store.exists(session_id):
         raise SessionNotFound(session_id)
     jobs = getattr(request.app.state, "jobs", None)
-    if jobs is not None and jobs.is_active(session_id):
+    if jobs is not None and jobs.is_active(session_id, caller.name):
         raise Conflict(f"session {session_id!r} is training: stop it first (GET /api/v1/stop?session_id=...)")
     store.delete(session_id)
     return ok(message=f"session {session_id!r} deleted")

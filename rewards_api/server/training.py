@@ -14,8 +14,10 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..runs.jobs import JobManager
+from ..runs.jobs import JobManager, QueueFull
 from ..store import SessionNotFound, SessionStore
+from .auth import Caller, CurrentCaller
+from .limits import TooManyJobs
 from .live import LiveViews
 from .models import JobResponse, JobsResponse, StartResponse, StopResponse
 from .routes import SessionId, Store, ok
@@ -32,34 +34,47 @@ def jobs_of(request: Request) -> JobManager:
     return request.app.state.jobs
 
 
-async def _start(request: Request, store: SessionStore, session_id: str) -> dict[str, Any]:
+async def _start(request: Request, caller: Caller, store: SessionStore, session_id: str) -> dict[str, Any]:
     if not await asyncio.to_thread(store.exists, session_id):
         raise SessionNotFound(session_id)
-    status = await asyncio.to_thread(jobs_of(request).start, session_id)
+    jobs = jobs_of(request)
+    if not caller.is_owner and not jobs.is_active(session_id, caller.name):
+        limit = request.app.state.settings.max_user_jobs
+        mine = [job for job in jobs.jobs() if job.user == caller.name and job.active]
+        if len(mine) >= limit:
+            raise TooManyJobs(
+                f"you already have {len(mine)} trainings queued or running "
+                f"({', '.join(job.session_id for job in mine)}); the limit is {limit}: stop one first "
+                "(GET /api/v1/stop?session_id=...)", 429)
+    try:
+        status = await asyncio.to_thread(jobs.start, session_id, caller.name)
+    except QueueFull as exc:
+        raise TooManyJobs(str(exc), 503) from None
     return status.to_dict()
 
 
 @router.get("/stream", summary="Watch the session train (MJPEG); starts training if it is not training",
             response_class=StreamingResponse, responses={200: {"content": {MJPEG_MEDIA_TYPE: {}}}})
-async def stream(request: Request, store: Store, session_id: SessionId) -> StreamingResponse:
-    await _start(request, store, session_id)
+async def stream(request: Request, caller: CurrentCaller, store: Store, session_id: SessionId
+                 ) -> StreamingResponse:
+    await _start(request, caller, store, session_id)
     views: LiveViews = request.app.state.live_views
-    view = await views.view(session_id)
+    view = await views.view(session_id, caller.name)
     return mjpeg_response(view.parts())
 
 
 @router.post("/train", summary="Start training without watching (or return the running job)",
              response_model=StartResponse)
-async def train(request: Request, store: Store, session_id: SessionId) -> JSONResponse:
-    return ok(job=await _start(request, store, session_id))
+async def train(request: Request, caller: CurrentCaller, store: Store, session_id: SessionId) -> JSONResponse:
+    return ok(job=await _start(request, caller, store, session_id))
 
 
 @router.get("/stop", summary="Stop the session's training, keeping what it learned",
             response_model=StopResponse)
-async def stop(request: Request, store: Store, session_id: SessionId) -> JSONResponse:
+async def stop(request: Request, caller: CurrentCaller, store: Store, session_id: SessionId) -> JSONResponse:
     if not await asyncio.to_thread(store.exists, session_id):
         raise SessionNotFound(session_id)
-    status = await asyncio.to_thread(jobs_of(request).stop, session_id)
+    status = await asyncio.to_thread(jobs_of(request).stop, session_id, caller.name)
     if status is None:
         return ok(message=f"session {session_id!r} is not training", job=None)
     return ok(message=f"stopping session {session_id!r}: what it learned is kept", job=status.to_dict())
@@ -67,13 +82,16 @@ async def stop(request: Request, store: Store, session_id: SessionId) -> JSONRes
 
 @router.get("/jobs", summary="Every training job: queued, running, finished, failed or stopped",
             response_model=JobsResponse)
-def list_jobs(request: Request) -> JSONResponse:
-    return ok(jobs=[status.to_dict() for status in jobs_of(request).jobs()])
+def list_jobs(request: Request, caller: CurrentCaller) -> JSONResponse:
+    jobs = jobs_of(request).jobs()
+    if not caller.is_owner:  # the owner (an admin) sees everyone's, each with its user
+        jobs = [status for status in jobs if status.user == caller.name]
+    return ok(jobs=[status.to_dict() for status in jobs])
 
 
 @router.get("/jobs/{session_id}", summary="One session's training job", response_model=JobResponse)
-def get_job(request: Request, session_id: str) -> JSONResponse:
-    status = jobs_of(request).status(session_id)
+def get_job(request: Request, caller: CurrentCaller, session_id: str) -> JSONResponse:
+    status = jobs_of(request).status(session_id, caller.name)
     if status is None:
         raise HTTPException(404, f"session {session_id!r} has no training job: start one with POST /train")
     return ok(**status.to_dict())
@@ -81,10 +99,11 @@ def get_job(request: Request, session_id: str) -> JSONResponse:
 
 @router.get("/metrics/stream", summary="Training events as Server-Sent Events (one per episode)",
             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
-async def metrics_stream(request: Request, store: Store, session_id: SessionId) -> StreamingResponse:
+async def metrics_stream(request: Request, caller: CurrentCaller, store: Store, session_id: SessionId
+                         ) -> StreamingResponse:
     if not await asyncio.to_thread(store.exists, session_id):
         raise SessionNotFound(session_id)
-    subscription = jobs_of(request).subscribe(session_id)
+    subscription = jobs_of(request).subscribe(session_id, user=caller.name)
 
     async def events() -> AsyncIterator[str]:
         with subscription:
