@@ -331,6 +331,7 @@ def serve(
     with user_errors():
         settings = Settings(**overrides)
         settings.check()
+        settings.check_home()
         secret = None if settings.no_auth else server_token(settings)
         application = create_app(settings, secret)
     shown = f"[{host}]" if ":" in host else host

@@ -54,6 +54,20 @@ class Settings(BaseSettings):
                 f"{self.host!r}: anyone who can reach the server could run code on this machine"
             )
 
+    def check_home(self) -> None:
+        """ValueError unless the home folder exists (or can be made) and files can be written in it."""
+        if self.home.exists() and not self.home.is_dir():
+            raise ValueError(f"the home folder {self.home} is a file: choose a folder with --home or "
+                             "REWARDS_HOME")
+        probe = self.home / f".write-probe-{secrets.token_hex(4)}"
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ValueError(f"the home folder {self.home} cannot be written ({exc.strerror}): choose a "
+                             "writable folder with --home or REWARDS_HOME") from None
+
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":

@@ -289,7 +289,7 @@ class Trainer:
         path = self.paths.resume_checkpoint
         if not path.exists():
             return False
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code
         layers = [tuple(layer) for layer in self.setup.config.layers]
         if [tuple(layer) for layer in state["layers"]] != layers:
             log.info("session %s: the model changed since the checkpoint; a new one starts", self.session_id)

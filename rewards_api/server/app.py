@@ -20,7 +20,7 @@ from ..params import ParameterError, describe_errors
 from ..store import InvalidSessionId, SessionError, SessionExists, SessionNotFound, SessionStore
 from ..users import UserRegistry
 from .auth import current_caller
-from .limits import BodyTooLarge, LimitBodySize, TooManyJobs
+from .limits import LimitBodySize, TooManyJobs
 from .models import ErrorResponse
 from .routes import Conflict, router
 from .training import router as training_router
@@ -111,10 +111,6 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
     def conflict(request: Request, exc: Conflict) -> JSONResponse:
         return error(409, str(exc))
 
-    @app.exception_handler(BodyTooLarge)
-    def too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
-        return error(413, str(exc))
-
     @app.exception_handler(TooManyJobs)
     def too_many_jobs(request: Request, exc: TooManyJobs) -> JSONResponse:
         return error(exc.status, str(exc))
@@ -123,9 +119,9 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
     def storage_error(request: Request, exc: OSError) -> JSONResponse:
         # Writes are atomic: whatever failed, the files already saved are intact.
         log.error("storage: %s", exc)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return error(507, f"the disk holding {settings.home} is full: free some space and try again "
-                         "(nothing saved was changed)")
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return error(507, f"the disk holding {settings.home} is full (or over its quota): free some "
+                         "space and try again; nothing saved was changed")
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             return error(500, f"the server cannot write in {settings.home} ({exc.strerror}): give it a "
                          "writable home folder (--home or REWARDS_HOME); nothing saved was changed")

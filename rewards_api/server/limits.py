@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 
+from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodyTooLarge(Exception):
-    """A request body over the server's bound (answered with 413)."""
+class BodyTooLarge(HTTPException):
+    """A request body over the server's bound: a 413 (an HTTPException, so that FastAPI's body parsing
+    passes it on instead of turning it into a 400)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"the request body is larger than {limit:,} bytes: send less (a reward function is "
-                         "a few kilobytes)")
+        super().__init__(413, f"the request body is larger than {limit:,} bytes: send less (a reward "
+                         "function is a few kilobytes)")
 
 
 class TooManyJobs(Exception):
@@ -40,7 +42,7 @@ class LimitBodySize:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await _reply_413(send, str(BodyTooLarge(self.max_bytes)))
+            await _reply_413(send, BodyTooLarge(self.max_bytes).detail)
             return
         received = 0
 

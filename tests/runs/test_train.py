@@ -80,14 +80,14 @@ def test_a_run_trains_its_episodes_and_keeps_every_file_current(store: SessionSt
 def test_a_finished_run_continues_for_more_episodes(store: SessionStore) -> None:
     name = make_session(store, episodes=20)
     run(store, name)
-    updates = torch.load(store.paths(name).resume_checkpoint, weights_only=False)["agent"]["updates"]
+    updates = torch.load(store.paths(name).resume_checkpoint, weights_only=True)["agent"]["updates"]
     result, events = run(store, name)
     assert result.episodes == 40
     assert isinstance(events[0], TrainingStarted)
     assert (events[0].episode, events[0].episodes, events[0].layers) == (20, 40, [[5, 9], [9, 3]])
     assert next(e.episode for e in events if isinstance(e, EpisodeFinished)) == 21
     assert len(store.read(name, "training_metrics")["plot_scores"]) == 40
-    assert torch.load(store.paths(name).resume_checkpoint, weights_only=False)["agent"]["updates"] > updates
+    assert torch.load(store.paths(name).resume_checkpoint, weights_only=True)["agent"]["updates"] > updates
 
 
 def test_a_stopped_run_resumes_where_it_stopped(store: SessionStore) -> None:

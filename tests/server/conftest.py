@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,13 +36,17 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
-def start_server(home: Path, *args: str, env: dict[str, str] | None = None) -> Server:
+def start_server(home: Path, *args: str, env: dict[str, str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None) -> Server:
+    """``rewards-api --home HOME serve ARGS`` on a free loopback port; ``preexec_fn`` runs in the child
+    before it starts (to set resource limits)."""
     port = free_port()
     output = home.parent / f"server-{port}.log"
     log = output.open("w")
     environment = {k: v for k, v in os.environ.items() if not k.startswith("REWARDS_")}
     process = subprocess.Popen([COMMAND, "--home", str(home), "serve", "--port", str(port), *args],
-                               stdout=log, stderr=subprocess.STDOUT, env={**environment, **(env or {})})
+                               stdout=log, stderr=subprocess.STDOUT, env={**environment, **(env or {})},
+                               preexec_fn=preexec_fn)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -77,8 +81,8 @@ def launch(tmp_path: Path) -> Iterator[callable]:
     """Start more servers (``launch(home, *serve_args)``); each is stopped after the test."""
     started: list[Server] = []
 
-    def start(home: Path, *args: str) -> Server:
-        started.append(start_server(home, *args))
+    def start(home: Path, *args: str, preexec_fn: Callable[[], None] | None = None) -> Server:
+        started.append(start_server(home, *args, preexec_fn=preexec_fn))
         return started[-1]
 
     yield start
