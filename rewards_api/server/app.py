@@ -19,7 +19,7 @@ from ..config import Settings
 from ..params import ParameterError, describe_errors
 from ..store import InvalidSessionId, SessionError, SessionExists, SessionNotFound, SessionStore
 from ..users import UserRegistry
-from .auth import current_caller
+from .auth import RedactTokens, current_caller
 from .limits import LimitBodySize, TooManyJobs
 from .models import ErrorResponse
 from .routes import Conflict, router
@@ -39,6 +39,9 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
 def create_app(settings: Settings, token: str | None) -> FastAPI:
     """The server for ``settings``; ``token`` is required on every API call (``None``: auth off)."""
     settings.check()
+    access_log = logging.getLogger("uvicorn.access")
+    if not any(isinstance(known, RedactTokens) for known in access_log.filters):
+        access_log.addFilter(RedactTokens())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

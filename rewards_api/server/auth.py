@@ -8,6 +8,8 @@ auth off (``--no-auth``, loopback only) every caller is the owner.
 
 from __future__ import annotations
 
+import logging
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Annotated
@@ -34,6 +36,17 @@ class Caller:
 
 
 OWNER = Caller(None)
+_TOKEN_IN_QUERY = re.compile(r"(?<=[?&]token=)[^&\s]+")
+
+
+class RedactTokens(logging.Filter):
+    """Hides ``?token=...`` in access-log lines: tokens in URLs must not end up in log files."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN_IN_QUERY.sub("***", arg) if isinstance(arg, str) else arg
+                                for arg in record.args)
+        return True
 
 
 def _supplied_token(request: Request) -> str:

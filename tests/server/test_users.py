@@ -142,3 +142,22 @@ def test_odd_session_ids_are_refused_before_any_path_is_built(classroom) -> None
             assert read.status_code == 422, session_id
     after = sorted(path.relative_to(server.home) for path in server.home.rglob("*"))
     assert after == before
+
+
+def test_tokens_in_urls_never_reach_the_log(classroom) -> None:
+    server, _, registry = classroom
+    token = registry.add("carol")
+    with httpx.Client(base_url=server.url) as anonymous:
+        assert anonymous.get("/api/v1/get_all_sessions", params={"token": token}).status_code == 200
+        assert anonymous.get("/api/v1/get_all_sessions", params={"token": TOKEN, "x": "1"}).status_code == 200
+    log = wait_for_log(server, "token=***")
+    assert token not in log
+    assert log.count(TOKEN) == 1  # only in the start-up banner, printed to the owner's terminal
+
+
+def wait_for_log(server, text: str) -> str:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 5
+    while text not in (log := server.output.read_text()):
+        assert time.monotonic() < deadline, f"{text!r} not in the server's log:\n{log}"
+        time.sleep(0.05)
+    return log
