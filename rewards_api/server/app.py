@@ -75,7 +75,7 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
                        allow_methods=["*"], allow_headers=["*"])
-    errors = {status: {"model": ErrorResponse} for status in (401, 404, 409, 413, 422)}
+    errors = {status: {"model": ErrorResponse} for status in (401, 404, 409, 413, 422, 507)}
     for area in (router, training_router):
         app.include_router(area, prefix=API_PREFIX, dependencies=[Depends(current_caller)], responses=errors)
 

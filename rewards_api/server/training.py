@@ -19,7 +19,7 @@ from ..store import SessionNotFound, SessionStore
 from .auth import Caller, CurrentCaller
 from .limits import TooManyJobs
 from .live import LiveViews
-from .models import JobResponse, JobsResponse, StartResponse, StopResponse
+from .models import ErrorResponse, JobResponse, JobsResponse, StartResponse, StopResponse
 from .routes import SessionId, Store, ok
 from .streams import MJPEG_MEDIA_TYPE, mjpeg_response
 
@@ -28,6 +28,10 @@ router = APIRouter()
 SSE_KEEPALIVE = 15.0
 """Seconds between comments that keep an idle event stream open through proxies."""
 FINAL_KINDS = ("finished", "failed")
+START_REFUSALS: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorResponse, "description": "The user already has as many trainings as allowed"},
+    503: {"model": ErrorResponse, "description": "The queue of trainings waiting for a slot is full"},
+}
 
 
 def jobs_of(request: Request) -> JobManager:
@@ -54,7 +58,8 @@ async def _start(request: Request, caller: Caller, store: SessionStore, session_
 
 
 @router.get("/stream", summary="Watch the session train (MJPEG); starts training if it is not training",
-            response_class=StreamingResponse, responses={200: {"content": {MJPEG_MEDIA_TYPE: {}}}})
+            response_class=StreamingResponse,
+            responses={200: {"content": {MJPEG_MEDIA_TYPE: {}}}, **START_REFUSALS})
 async def stream(request: Request, caller: CurrentCaller, store: Store, session_id: SessionId
                  ) -> StreamingResponse:
     await _start(request, caller, store, session_id)
@@ -64,7 +69,7 @@ async def stream(request: Request, caller: CurrentCaller, store: Store, session_
 
 
 @router.post("/train", summary="Start training without watching (or return the running job)",
-             response_model=StartResponse)
+             response_model=StartResponse, responses=START_REFUSALS)
 async def train(request: Request, caller: CurrentCaller, store: Store, session_id: SessionId) -> JSONResponse:
     return ok(job=await _start(request, caller, store, session_id))
 
