@@ -24,7 +24,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .envs.reward import DEFAULT_REWARD_SOURCE
-from .params import AgentParams, EnvParams, TrainingParams, first_error_message
+from .params import REWARD_CHECKED, AgentParams, EnvParams, TrainingParams, first_error_message
+from .server.reward_check import check_reward_source
 from .store import SessionError, SessionStore
 from .users import UserRegistry
 
@@ -112,7 +113,8 @@ def create(
         env = EnvParams(environment_world=track, car_speed=car_speed)
         agent = AgentParams(model_configuration=model, learning_rate=lr, loss_fn=loss, optimizer=optimizer,
                             gamma=_plain(gamma), epsilon=_plain(epsilon), num_episodes=episodes)
-        training = TrainingParams(reward_function=source)
+        check_reward_source(source)  # in a child process with CPU and memory limits, like the server
+        training = TrainingParams.model_validate({"reward_function": source}, context=REWARD_CHECKED)
         created = store.create(session)
         store.write_env_params(session, env)
         store.write_agent_params(session, agent)

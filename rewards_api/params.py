@@ -20,7 +20,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from .envs.reward import DEFAULT_REWARD_SOURCE, RewardFunctionError, compile_reward_source, sample_params
+from .envs.reward import DEFAULT_REWARD_SOURCE, RewardFunctionError, compile_reward_source
 
 __all__ = [
     "DEFAULT_AGENT_PARAMS",
@@ -211,21 +211,26 @@ def _learning_rate(value: Any) -> float:
 
 
 def check_reward_function(source: Any) -> str:
-    """Compile reward source and call it on a car on the track and on one off it; return the source.
+    """Compile reward source in the sandbox and call it on sample cars of every built-in track; return it.
 
-    A problem (syntax, an exception, a non-number) raises :class:`ParameterError` for ``reward_function``
-    with the user's line in the message and in ``.line``; the ``RewardFunctionError`` is its ``__cause__``.
-    Note: this runs the user's code in the calling process.
+    The samples (:func:`rewards_api.envs.samples.check_samples`) are real poses: on the centre line, either
+    side of it, near the edge and off the track. A problem (syntax, code the sandbox refuses, an
+    exception, a non-number, a call that runs too long or is so slow that an episode would pass its CPU
+    budget) raises :class:`ParameterError` for ``reward_function`` with the user's line (when there is
+    one) in the message and in ``.line``; the ``RewardFunctionError`` is its ``__cause__``.
+
+    Note: this runs the user's code in the calling process, sandboxed, with the process's limits (see
+    :func:`rewards_api.runs.reward_limits.call_limits`); the server does it in a child process with memory
+    and CPU limits (:mod:`rewards_api.server.reward_check`).
     """
+    from .envs.samples import call_on_samples
+    from .runs.reward_limits import EPISODE_CPU_LIMIT, call_limits
+
     try:
-        fn = compile_reward_source(source)
-        fn.one(sample_params())
-        fn.one(sample_params({"is_alive": False, "is_offtrack": True}))
+        with call_limits():
+            call_on_samples(compile_reward_source(source), EPISODE_CPU_LIMIT)
     except RewardFunctionError as exc:
-        where = ""
-        if exc.line is not None:
-            where = f" (line {exc.line}" + (f": {exc.code}" if exc.code else "") + ")"
-        raise ParameterError("reward_function", source, exc.problem + where, line=exc.line) from exc
+        raise ParameterError("reward_function", source, exc.detail, line=exc.line) from exc
     return source
 
 

@@ -27,6 +27,12 @@ key                        value
 ``waypoints``              ``tuple`` of ``(x, y)``: the centre line, every 5 px, from the start line on
 ``track_length``           ``float``: length of a lap along the centre line, in pixels
 =========================  ==========================================================================
+
+Source text is untrusted: it is compiled and run in the sandbox of :mod:`rewards_api.envs.sandbox`
+(RestrictedPython, safe built-ins, imports of ``math``, ``random`` and ``statistics`` only). A process that
+runs it for other people also installs a :class:`CallGuard` (:mod:`rewards_api.runs.reward_limits`: CPU
+time per call and per episode), which every function compiled from source then runs under. Callables
+passed from Python are the caller's own code: they run as they are, without sandbox or limits.
 """
 
 from __future__ import annotations
@@ -37,11 +43,14 @@ import itertools
 import linecache
 import math
 import numbers
+import reprlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+
+from .sandbox import RefusedCode, compile_restricted_source, new_namespace
 
 PARAM_KEYS: tuple[str, ...] = (
     "is_alive", "observation", "radars", "direction", "rotational_velocity", "steering_angle",
@@ -60,6 +69,7 @@ DEFAULT_REWARD_SOURCE = '''def reward_function(params):
 """The original UI's starting reward function, as source text."""
 
 _FLOAT_MAX = sys.float_info.max
+_MESSAGE_LIMIT = 300  # characters of an exception's text quoted in an error
 RewardCallable = Callable[[dict[str, Any]], Any]
 _counter = itertools.count(1)
 
@@ -67,7 +77,8 @@ _counter = itertools.count(1)
 class RewardFunctionError(ValueError):
     """A reward function could not be loaded, raised an exception, or returned a bad value.
 
-    ``problem`` says what went wrong; ``line`` and ``code`` point at the user's line when known.
+    ``problem`` says what went wrong; ``line`` and ``code`` point at the user's line when known; ``detail``
+    is the problem followed by the line.
     """
 
     def __init__(self, problem: str, line: int | None = None, code: str | None = None) -> None:
@@ -77,15 +88,49 @@ class RewardFunctionError(ValueError):
         where = ""
         if line is not None:
             where = f" (line {line}" + (f": {code}" if code else "") + ")"
-        super().__init__(f"reward_function: {problem}{where}")
+        self.detail = problem + where
+        super().__init__(f"reward_function: {self.detail}")
+
+
+class CallGuard(Protocol):
+    """Limits around calls of untrusted reward code (see :mod:`rewards_api.runs.reward_limits`).
+
+    ``enter`` is called before a group of calls of the code compiled as ``filename`` and ``leave`` after
+    it, with the params dicts of the group (empty while the module's top level runs), however the group
+    ended. ``leave`` raises :class:`RewardFunctionError` when a limit was passed.
+    """
+
+    def enter(self, filename: str | None) -> None: ...
+
+    def leave(self, calls: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+_call_guard: CallGuard | None = None
+
+
+def set_call_guard(guard: CallGuard | None) -> CallGuard | None:
+    """Make ``guard`` the one that reward functions compiled from source from now on run under (None: no
+    limits); returns the previous one. Functions already compiled keep theirs."""
+    global _call_guard
+    previous, _call_guard = _call_guard, guard
+    return previous
+
+
+def get_call_guard() -> CallGuard | None:
+    """The guard that functions compiled from source now get, or None."""
+    return _call_guard
 
 
 class RewardFunction:
-    """A loaded reward function: the callable, its source text (if any) and batched calling."""
+    """A loaded reward function: the callable, its source text (if any) and batched calling.
 
-    def __init__(self, fn: RewardCallable, source: str | None = None) -> None:
+    ``guard`` (functions compiled from source in a process with limits) wraps every group of calls.
+    """
+
+    def __init__(self, fn: RewardCallable, source: str | None = None, guard: CallGuard | None = None) -> None:
         self.fn = fn
         self.source = source
+        self.guard = guard
         code = getattr(fn, "__code__", None)
         self._filename = code.co_filename if code is not None else None
 
@@ -94,6 +139,36 @@ class RewardFunction:
 
     def one(self, params: dict[str, Any]) -> float:
         """The reward for one params dict, as a float (errors as in :meth:`batch`)."""
+        guard = self.guard
+        if guard is None:
+            return self._one(params)
+        guard.enter(self._filename)
+        try:
+            reward = self._one(params)
+        except BaseException:
+            guard.leave((params,))  # a limit that was passed is reported instead of what it interrupted
+            raise
+        guard.leave((params,))
+        return reward
+
+    def batch(self, params_list: Sequence[dict[str, Any]]) -> np.ndarray:
+        """Call the function once per params dict; return the rewards as a float64 array.
+
+        Raises :class:`RewardFunctionError` naming the problem and the user's line.
+        """
+        guard = self.guard
+        if guard is None:
+            return self._batch(params_list)
+        guard.enter(self._filename)
+        try:
+            rewards = self._batch(params_list)
+        except BaseException:
+            guard.leave(params_list)  # a limit that was passed is reported instead of what it interrupted
+            raise
+        guard.leave(params_list)
+        return rewards
+
+    def _one(self, params: dict[str, Any]) -> float:
         try:
             result = self.fn(params)
         except Exception as exc:  # the user's code may raise anything
@@ -103,11 +178,7 @@ class RewardFunction:
             return float(result)
         return self._checked(result, params)
 
-    def batch(self, params_list: Sequence[dict[str, Any]]) -> np.ndarray:
-        """Call the function once per params dict; return the rewards as a float64 array.
-
-        Raises :class:`RewardFunctionError` naming the problem and the user's line.
-        """
+    def _batch(self, params_list: Sequence[dict[str, Any]]) -> np.ndarray:
         fn = self.fn
         try:
             results = [fn(p) for p in params_list]
@@ -147,8 +218,16 @@ class RewardFunction:
         return _error_from_exception(exc, self._filename)
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+
+
 def _short(value: Any, limit: int = 60) -> str:
-    shown = repr(value)
+    """A short ``repr``, cheap even for a huge value (reprlib looks at the first items only)."""
+    try:
+        shown = _REPR.repr(value)
+    except ValueError:  # an int too long to print
+        shown = f"an int of {value.bit_length()} bits" if isinstance(value, int) else "a value"
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
@@ -167,7 +246,17 @@ def _error_from_exception(exc: Exception, filename: str | None) -> RewardFunctio
         if tb.tb_frame.f_code.co_filename == filename:
             line = tb.tb_lineno
         tb = tb.tb_next
-    problem = f"raised {type(exc).__name__}: {exc}"
+    if isinstance(exc, MemoryError):
+        problem = ("used too much memory (MemoryError): a reward function must not build huge lists, strings "
+                   "or numbers")
+        return RewardFunctionError(problem, line, _quote(filename, line))
+    try:
+        text = str(exc)
+    except Exception:  # e.g. an int too long to print in its message
+        text = "(its message cannot be shown)"
+    if len(text) > _MESSAGE_LIMIT:
+        text = text[: _MESSAGE_LIMIT - 3] + "..."
+    problem = f"raised {type(exc).__name__}: {text}"
     if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str):
         close = difflib.get_close_matches(exc.args[0], PARAM_KEYS, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"its keys are: {', '.join(PARAM_KEYS)}"
@@ -202,10 +291,11 @@ def _return_line(fn: RewardCallable, params: dict[str, Any]) -> int | None:
 
 
 def compile_reward_source(source: str, filename: str | None = None) -> RewardFunction:
-    """Compile reward source text once and return its ``reward_function``.
+    """Compile reward source text once, in the sandbox, and return its ``reward_function``.
 
-    Raises :class:`RewardFunctionError` for a syntax error, an error while the module runs, or a
-    missing or malformed ``reward_function``.
+    Raises :class:`RewardFunctionError` for a syntax error, code the sandbox refuses (what and the fix),
+    an error while the module runs, or a missing or malformed ``reward_function``. The function runs
+    under the process's :class:`CallGuard`, if one is installed (so does the module's top level, here).
     """
     if not isinstance(source, str):
         raise RewardFunctionError(f"the source must be text, not {type(source).__name__}")
@@ -216,22 +306,43 @@ def compile_reward_source(source: str, filename: str | None = None) -> RewardFun
     lines = source.splitlines(keepends=True)
     linecache.cache[filename] = (len(source), None, lines, filename)
     try:
-        code = compile(source, filename, "exec")
+        code = compile_restricted_source(source, filename)
     except SyntaxError as exc:
         text = (exc.text or "").strip() or None
         raise RewardFunctionError(f"syntax error: {exc.msg}", exc.lineno, text) from None
-    namespace: dict[str, Any] = {"__name__": "reward_module"}
-    try:
-        exec(code, namespace)
-    except Exception as exc:
-        raise _error_from_exception(exc, filename) from exc
+    except RefusedCode as exc:
+        raise RewardFunctionError(exc.problem, exc.line, _quote(filename, exc.line)) from None
+    except ValueError as exc:  # a NUL character in the text
+        raise RewardFunctionError(f"the source is not valid Python text: {exc}") from None
+    except (RecursionError, MemoryError):
+        raise RewardFunctionError("the code is nested too deeply to compile: simplify it") from None
+    namespace = new_namespace()
+    guard = _call_guard
+    _run_module(code, namespace, filename, guard)
     fn = namespace.get("reward_function")
     if fn is None:
         raise RewardFunctionError(
             "the source does not define `reward_function`: add `def reward_function(params):`"
         )
     _check_signature(fn)
-    return RewardFunction(fn, source)
+    return RewardFunction(fn, source, guard)
+
+
+def _run_module(code: Any, namespace: dict[str, Any], filename: str, guard: CallGuard | None) -> None:
+    """Run the module's top level (under ``guard``): a limit passed wins over the error it caused."""
+    failure: RewardFunctionError | None = None
+    if guard is not None:
+        guard.enter(filename)
+    try:
+        exec(code, namespace)
+    except Exception as exc:  # the user's code may raise anything
+        failure = _error_from_exception(exc, filename)
+        failure.__cause__ = exc
+    finally:
+        if guard is not None:
+            guard.leave(())
+    if failure is not None:
+        raise failure
 
 
 def _check_signature(fn: Any) -> None:

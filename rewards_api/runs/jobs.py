@@ -58,6 +58,8 @@ SUBSCRIPTION_SIZE = 256
 """Default bound of a subscriber's queue; when it is full the oldest item is dropped."""
 RELAY_TICK = 0.1
 """Longest time the relay thread blocks before looking again (it is woken at once by start/stop)."""
+WORKER_NICENESS = 10
+"""How much lower a worker's CPU priority is than the server's, so that a busy machine answers at once."""
 EXIT_GRACE = 5.0
 """Seconds a worker may take to exit after it reported its end, before it is killed."""
 
@@ -308,9 +310,14 @@ def _worker_main(home: str, session_id: str, options: TrainingOptions | None, re
     """Run one session's training in this (spawned) process and report to the manager.
 
     A ``stop`` on ``control`` (or its end of file: the manager is gone) makes a watcher thread call
-    ``trainer.stop()``; the run then saves what it learned and ends as ``stopped``.
+    ``trainer.stop()``; the run then saves what it learned and ends as ``stopped``. The process runs the
+    user's reward code, so it limits itself first (memory, CPU per call and per episode: see
+    :mod:`rewards_api.runs.reward_limits`); a limit passed fails the job with a message naming it.
     """
+    from .reward_limits import install
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the server's terminal: the manager stops us
+    install()
     torch.set_num_threads((options or TrainingOptions()).torch_threads)
     channel = _Channel(results)
     stopping = threading.Event()
@@ -355,6 +362,9 @@ def _worker_main(home: str, session_id: str, options: TrainingOptions | None, re
     except TrainingError as exc:
         channel.send_json({"kind": "end", "state": JobState.failed.value, "error": str(exc),
                            "reported": True})
+    except MemoryError:
+        channel.send_json({"kind": "end", "state": JobState.failed.value, "reported": False,
+                           "error": "the training used too much memory (MemoryError) and was stopped"})
     except Exception as exc:
         log.exception("training of session %s failed", session_id)
         channel.send_json({"kind": "end", "state": JobState.failed.value,
@@ -679,6 +689,9 @@ class JobManager:
             return
         results_writer.close()  # the worker holds the other ends: its exit closes them
         control_reader.close()
+        with contextlib.suppress(OSError):  # training is batch work: the server's answers come first
+            niceness = min(os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS, 19)
+            os.setpriority(os.PRIO_PROCESS, process.pid, niceness)
         with self._lock:
             job.launching = False
             job.process, job.results, job.control = process, results_reader, control_writer
@@ -777,6 +790,9 @@ class JobManager:
                     with contextlib.suppress(ValueError):
                         message += f", signal {signal.Signals(-code).name}"
                 message += ")"
+                from .reward_limits import explain_exit  # a limit on the reward code: the likely cause
+
+                message = explain_exit(code, message)
                 self._publish(job.status.key, {"kind": "failed", "message": message,
                                                       "episodes": job.status.episode,
                                                       "steps": job.status.steps})

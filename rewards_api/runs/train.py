@@ -221,6 +221,7 @@ class Trainer:
         if finished:
             self._persist()
         if time.perf_counter() - self._last_checkpoint >= self.options.checkpoint_interval:
+            self._persist(force=True)  # the metrics on disk must cover every episode the checkpoint counts
             self._save_checkpoint()
         if self._frame_wanted.is_set():
             self._frame_wanted.clear()

@@ -96,7 +96,10 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
 
     @app.exception_handler(ParameterError)
     def invalid_parameter(request: Request, exc: ParameterError) -> JSONResponse:
-        return error(422, str(exc), errors=[{"parameter": exc.parameter, "message": str(exc)}])
+        problem = {"parameter": exc.parameter, "message": str(exc)}
+        if exc.line is not None:
+            problem["line"] = exc.line
+        return error(422, str(exc), errors=[problem])
 
     @app.exception_handler(InvalidSessionId)
     def invalid_session(request: Request, exc: InvalidSessionId) -> JSONResponse:

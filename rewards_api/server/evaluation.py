@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runs.evaluate import CarPose
+from ..runs.reward_limits import explain_exit
 
 EVALUATION_TIMEOUT = 120.0
 """Seconds an evaluation may take before its process is killed."""
@@ -32,14 +33,18 @@ class Evaluation:
 def _child(connection: Any, home: str, session_id: str, mode: str, track: int | str, trials: int) -> None:
     from ..envs.reward import RewardFunctionError
     from ..runs.evaluate import ModelNotTrained, evaluate
+    from ..runs.reward_limits import install
     from ..store import SessionStore
 
+    install()  # the reward function runs here: memory and CPU limits first (rewards_api.runs.reward_limits)
     try:
         poses: list[list[CarPose]] = []
         metrics = evaluate(SessionStore(home), session_id, mode, track, trials, poses=poses)
         connection.send(("ok", metrics, poses))
     except ModelNotTrained as exc:
         connection.send(("error", str(exc), 409))
+    except MemoryError:
+        connection.send(("error", "the evaluation used too much memory (MemoryError) and was stopped", 422))
     except (RewardFunctionError, ValueError) as exc:
         connection.send(("error", str(exc), 422))
     except Exception as exc:  # reported to the client instead of a bare 500
@@ -63,9 +68,10 @@ def run_evaluation(home: Path, session_id: str, mode: str, track: int | str, tri
         try:
             answer = receiver.recv()
         except EOFError:
-            raise EvaluationFailed(
-                f"the evaluation process exited unexpectedly (exit code {process.exitcode})", 500
-            ) from None
+            process.join(5)
+            message = f"the evaluation process exited unexpectedly (exit code {process.exitcode})"
+            explained = explain_exit(process.exitcode, message)  # a limit on the reward code: the user's fix
+            raise EvaluationFailed(explained, 500 if explained == message else 422) from None
     finally:
         if process.is_alive():
             process.kill()

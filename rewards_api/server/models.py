@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from ..params import AgentParams, EnvParams, ParameterError
+from ..params import AgentParams, EnvParams, ParameterError, TrainingParams
 from ..store import validate_session_id
 
 
@@ -43,6 +43,18 @@ class TrainingParamsRequest(SessionRequest):
     enable_wandb: bool | int | str = False
     reward_function: str
 
+    # Checked here, as TrainingParams checks them, so that a bad value is a 422 that names it (not a 500
+    # from TrainingParams after the reward check), and no child process is started for it.
+    @field_validator("learning_algorithm", mode="before")
+    @classmethod
+    def _check_algorithm(cls, value: Any) -> str:
+        return TrainingParams._check_algorithm(value)
+
+    @field_validator("enable_wandb", mode="before")
+    @classmethod
+    def _check_wandb(cls, value: Any) -> bool:
+        return TrainingParams._check_wandb(value)
+
 
 class RewardFunctionRequest(SessionRequest):
     """``POST /write_reward_fn``."""
@@ -75,11 +87,19 @@ class MessageResponse(StatusResponse):
     message: str
 
 
+class ParameterProblem(BaseModel):
+    """One refused input: which parameter, why, and (for a reward function) the line."""
+
+    parameter: str
+    message: str
+    line: int | None = None
+
+
 class ErrorResponse(MessageResponse):
     """A 4xx or 5xx answer: ``message`` says what is wrong and how to fix it."""
 
     detail: str
-    errors: list[dict[str, str]] | None = None
+    errors: list[ParameterProblem] | None = None
 
 
 class DirPaths(BaseModel):

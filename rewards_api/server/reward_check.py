@@ -2,8 +2,12 @@
 
 ``check_reward_source`` starts ``python -m rewards_api.server.reward_check``, hands it the source on
 stdin, and reads one JSON line back: ``{"ok": true}`` or ``{"ok": false, "message": ..., "line": ...}``.
-A function that does not finish within the timeout (an endless loop) is killed and refused.
-Issue 5 hardens this child (restricted builtins, memory and CPU limits).
+The child compiles the function in the sandbox and calls it on sample cars of every built-in track (as
+:func:`rewards_api.params.check_reward_function` does, without importing pydantic: the child starts in
+~0.5 s) under limits (:mod:`rewards_api.runs.reward_limits`): 1 s of CPU per call, ``CHECK_CPU_BUDGET``
+seconds of CPU in all (the kernel ends it past that), ``CHECK_MEMORY_HEADROOM`` bytes of memory beyond
+its start. A child that does not answer within the timeout is killed; either way the function is refused,
+saying why.
 """
 
 from __future__ import annotations
@@ -12,15 +16,17 @@ import json
 import subprocess
 import sys
 
-from ..params import ParameterError
-
 CHECK_TIMEOUT = 10.0
 """Seconds a check may take, start-up of the child included."""
 
 
 def check_reward_source(source: str, timeout: float = CHECK_TIMEOUT) -> None:
-    """Raise :class:`ParameterError` for ``reward_function`` if the source does not compile, raises, or
-    returns a non-number on sample params; checked in a child process."""
+    """Raise :class:`~rewards_api.params.ParameterError` for ``reward_function`` if the source does not
+    compile in the sandbox, raises, runs too long, uses too much memory, or returns a non-number on sample
+    params; checked in a child process."""
+    from ..params import ParameterError
+    from ..runs.reward_limits import explain_exit
+
     if not isinstance(source, str):
         raise ParameterError("reward_function", source, "send the Python source as text")
     try:
@@ -34,21 +40,24 @@ def check_reward_source(source: str, timeout: float = CHECK_TIMEOUT) -> None:
     try:
         answer = json.loads(lines[-1])
     except (IndexError, ValueError):
-        raise ParameterError("reward_function", source,
-                             f"checking it failed (exit code {done.returncode}): does it exit or use too "
-                             "much memory?") from None
+        message = explain_exit(done.returncode, f"checking it failed (exit code {done.returncode})")
+        raise ParameterError("reward_function", source, message) from None
     if not answer.get("ok"):
         raise ParameterError("reward_function", source, answer["message"], line=answer.get("line"))
 
 
 def main() -> None:
-    from ..params import check_reward_function
+    """The child: imports, then limits, then the check of the source read from stdin; one JSON line out."""
+    from ..envs.reward import RewardFunctionError, compile_reward_source
+    from ..envs.samples import call_on_samples
+    from ..runs.reward_limits import CHECK_CPU_BUDGET, CHECK_MEMORY_HEADROOM, EPISODE_CPU_LIMIT, install
 
+    install(memory_headroom=CHECK_MEMORY_HEADROOM, cpu_backstop=CHECK_CPU_BUDGET, refresh=False)
     source = sys.stdin.read()
     try:
-        check_reward_function(source)
-    except ParameterError as exc:
-        print(json.dumps({"ok": False, "message": exc.accepted, "line": exc.line}))
+        call_on_samples(compile_reward_source(source), EPISODE_CPU_LIMIT)
+    except RewardFunctionError as exc:
+        print(json.dumps({"ok": False, "message": exc.detail, "line": exc.line}))
         return
     print(json.dumps({"ok": True}))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -30,10 +31,17 @@ def test_batch_returns_one_float_per_params() -> None:
     assert rewards.tolist() == [0.0, 2.0, 4.0, 6.0]
 
 
-@pytest.mark.parametrize("value", ["True", "3", "2.5", "__import__('fractions').Fraction(1, 2)"])
+@pytest.mark.parametrize("value", ["True", "3", "2.5", "statistics.mean([1, 2])", "random.random()"])
 def test_any_real_number_is_accepted(value: str) -> None:
-    fn = compile_reward_source(f"def reward_function(params):\n    return {value}\n")
+    source = f"import random, statistics\ndef reward_function(params):\n    return {value}\n"
+    fn = compile_reward_source(source)
     assert math.isfinite(fn(sample_params()))
+
+
+def test_any_real_number_is_accepted_from_a_callable() -> None:
+    # Source cannot reach fractions (not an allowed import); a trusted callable can return any Real.
+    fn = load_reward_function(lambda params: Fraction(1, 2))
+    assert fn(sample_params()) == 0.5 and fn.batch([sample_params()]).tolist() == [0.5]
 
 
 def test_callables_are_accepted_and_checked() -> None:
@@ -51,7 +59,9 @@ def test_callables_are_accepted_and_checked() -> None:
         ("def reward_function(params)\n    return 1\n", "syntax error", 1),
         ("x = 1\n", "does not define `reward_function`", None),
         ("reward_function = 3\n", "not a function", None),
-        ("import no_such_module_here\ndef reward_function(p):\n    return 1\n", "ModuleNotFoundError", 1),
+        ("import no_such_module_here\ndef reward_function(p):\n    return 1\n",
+         "importing `no_such_module_here` is not allowed", 1),
+        ("x = {}['k']\ndef reward_function(p):\n    return 1\n", "KeyError", 1),
         ("", "empty", None),
     ],
 )

@@ -17,7 +17,7 @@ import torch
 
 from rewards_api.agents.dqn import DQNSettings, QNetwork
 from rewards_api.params import AgentParams, EnvParams, TrainingParams
-from rewards_api.runs.jobs import JobManager, JobState, JobStatus, Subscription
+from rewards_api.runs.jobs import WORKER_NICENESS, JobManager, JobState, JobStatus, QueueFull, Subscription
 from rewards_api.runs.train import TrainingOptions
 from rewards_api.store import SessionNotFound, SessionStore
 
@@ -42,8 +42,8 @@ def store(home: Path) -> SessionStore:
 def manager_factory(home: Path) -> Iterator[Callable[..., JobManager]]:
     managers: list[JobManager] = []
 
-    def make(max_jobs: int | None = 2) -> JobManager:
-        manager = JobManager(home, max_jobs=max_jobs, options=FAST)
+    def make(max_jobs: int | None = 2, max_queued: int = 64) -> JobManager:
+        manager = JobManager(home, max_jobs=max_jobs, options=FAST, max_queued=max_queued)
         managers.append(manager)
         return manager
 
@@ -188,14 +188,22 @@ def test_jobs_wait_for_a_free_slot_and_stop_whether_queued_or_running(
     long = make_session(store, "long", episodes=LONG)
     second = make_session(store, "second", episodes=20)
     third = make_session(store, "third", episodes=20)
-    manager = manager_factory(max_jobs=1)
+    manager = manager_factory(max_jobs=1, max_queued=2)
     watcher = manager.subscribe(second)
     manager.start(long)
+    running = wait_state(manager, long, (JobState.running,))
     manager.start(second)
     manager.start(third)
+    # The queue is bounded: a fourth waits nowhere and says why.
+    fourth = make_session(store, "fourth", episodes=20)
+    with pytest.raises(QueueFull, match="2 trainings are already waiting"):
+        manager.start(fourth)
+    assert manager.status(fourth) is None
 
-    running = wait_state(manager, long, (JobState.running,))
     assert running.pid is not None
+    # Trainings yield the CPU to the server: a busy machine still answers requests at once.
+    expected = min(os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS, 19)
+    assert os.getpriority(os.PRIO_PROCESS, running.pid) == expected
     assert manager.status(second).state is JobState.queued  # type: ignore[union-attr]
 
     # A queued job is dropped without ever running.

@@ -26,7 +26,8 @@ def test_a_streamed_body_without_a_length_is_cut_off_too(api: httpx.Client) -> N
             yield b"#" * 10_000
         yield b'"}'
 
-    response = api.post(f"{V1}/write_reward_fn", content=chunks(), headers={"Content-Type": "application/json"})
+    response = api.post(f"{V1}/write_reward_fn", content=chunks(),
+                        headers={"Content-Type": "application/json"})
     assert response.status_code == 413
     assert api.get("/health").status_code == 200
 
