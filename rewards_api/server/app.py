@@ -9,10 +9,11 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..config import Settings
@@ -75,7 +76,7 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
                        allow_methods=["*"], allow_headers=["*"])
-    errors = {status: {"model": ErrorResponse} for status in (401, 404, 409, 413, 422, 507)}
+    errors = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 413, 422, 507)}
     for area in (router, training_router):
         app.include_router(area, prefix=API_PREFIX, dependencies=[Depends(current_caller)], responses=errors)
 
@@ -83,8 +84,8 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
     def health() -> dict[str, Any]:
         return {"status": 200, "ok": True, "version": __version__}
 
-    @app.exception_handler(HTTPException)
-    def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's, and Starlette's own (405, body parse 400)
+    def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         response = error(exc.status_code, str(exc.detail))
         response.headers.update(exc.headers or {})
         return response

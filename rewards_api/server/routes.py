@@ -201,7 +201,9 @@ async def _evaluate(request: Request, store: SessionStore, body: EvaluateRequest
 
 @router.post("/evaluate/", summary="Evaluate the best model (JSON body); streams the trials as MJPEG",
              response_class=StreamingResponse, responses={200: {"content": {MJPEG_MEDIA_TYPE: {}}}})
-@router.post("/evaluate", include_in_schema=False)
+@router.post("/evaluate", summary="Evaluate the best model (JSON body, without the trailing slash)",
+             operation_id="evaluate_post_without_slash", response_class=StreamingResponse,
+             responses={200: {"content": {MJPEG_MEDIA_TYPE: {}}}})
 async def evaluate_post(request: Request, store: Store, body: EvaluateRequest) -> StreamingResponse:
     return await _evaluate(request, store, body)
 
