@@ -320,7 +320,8 @@ class SessionStore:
         """The paths of a session (which need not exist); InvalidSessionId for a bad id."""
         validate_session_id(session_id)
         root = self.home / session_id
-        if root.resolve().parent != self.home:  # e.g. the session folder is a symlink to elsewhere
+        # The id is one plain name (checked above) and home is resolved: only a symlink can lead elsewhere.
+        if root.is_symlink():
             raise SessionError(
                 f"session {session_id!r} is not a folder inside {self.home}; remove {root}", session_id
             )

@@ -81,7 +81,7 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
         app.include_router(area, prefix=API_PREFIX, dependencies=[Depends(current_caller)], responses=errors)
 
     @app.get("/health", summary="Liveness (no token needed)")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
         return {"status": 200, "ok": True, "version": __version__}
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's, and Starlette's own (405, body parse 400)

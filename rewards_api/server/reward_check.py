@@ -1,23 +1,36 @@
 """Checking a reward function in a child process: user code never runs inside the server.
 
-``check_reward_source`` starts ``python -m rewards_api.server.reward_check``, hands it the source on
-stdin, and reads one JSON line back: ``{"ok": true}`` or ``{"ok": false, "message": ..., "line": ...}``.
-The child compiles the function in the sandbox and calls it on sample cars of every built-in track (as
-:func:`rewards_api.params.check_reward_function` does, without importing pydantic: the child starts in
-~0.5 s) under limits (:mod:`rewards_api.runs.reward_limits`): 1 s of CPU per call, ``CHECK_CPU_BUDGET``
-seconds of CPU in all (the kernel ends it past that), ``CHECK_MEMORY_HEADROOM`` bytes of memory beyond
-its start. A child that does not answer within the timeout is killed; either way the function is refused,
-saying why.
+``check_reward_source`` forks a child from a fork server (``multiprocessing``'s "forkserver": a process
+started once, which imports the sandbox and computes the sample cars of every built-in track before it
+forks anyone), hands it the source, and reads one JSON message back: ``{"ok": true}`` or ``{"ok": false,
+"message": ..., "line": ...}``. A fresh interpreter per check cost ~0.5 s of CPU in start-up and imports;
+a fork costs milliseconds, so a classroom saving reward functions no longer takes the server's CPU.
+
+The child compiles the function in the sandbox and calls it on the sample cars (as
+:func:`rewards_api.params.check_reward_function` does) at a lower CPU priority and under limits
+(:mod:`rewards_api.runs.reward_limits`): 1 s of CPU per call, ``CHECK_CPU_BUDGET`` seconds of CPU in all
+(the kernel ends it past that), ``CHECK_MEMORY_HEADROOM`` bytes of memory beyond its start. A child that
+does not answer within the timeout is killed; either way the function is refused, saying why. The answer is
+JSON, never a pickle: the server does not unpickle what a process running user code sends.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import multiprocessing
+import os
+import threading
+from multiprocessing.connection import Connection
 
 CHECK_TIMEOUT = 10.0
-"""Seconds a check may take, start-up of the child included."""
+"""Seconds a check may take (the fork server's one-off start-up included)."""
+CHECKS_AT_ONCE = 2
+"""Checks that run at once; more wait their turn."""
+CHECK_NICENESS = 5
+"""How much lower a check's CPU priority is than the server's."""
+_turns = threading.BoundedSemaphore(CHECKS_AT_ONCE)
+_context = multiprocessing.get_context("forkserver")
+_context.set_forkserver_preload([__name__ + "_preload"])
 
 
 def check_reward_source(source: str, timeout: float = CHECK_TIMEOUT) -> None:
@@ -29,38 +42,45 @@ def check_reward_source(source: str, timeout: float = CHECK_TIMEOUT) -> None:
 
     if not isinstance(source, str):
         raise ParameterError("reward_function", source, "send the Python source as text")
-    try:
-        done = subprocess.run([sys.executable, "-m", __name__], input=source, capture_output=True,
-                              text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise ParameterError("reward_function", source,
-                             f"it did not return within {timeout:g} s on sample params: does it loop "
-                             "forever?") from None
-    lines = done.stdout.strip().splitlines()
-    try:
-        answer = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        message = explain_exit(done.returncode, f"checking it failed (exit code {done.returncode})")
-        raise ParameterError("reward_function", source, message) from None
+    with _turns:
+        receiver, sender = _context.Pipe(duplex=False)
+        process = _context.Process(target=_child, args=(sender, source), daemon=True)
+        try:
+            process.start()
+            sender.close()
+            if not receiver.poll(timeout):
+                raise ParameterError("reward_function", source,
+                                     f"it did not return within {timeout:g} s on sample params: does it "
+                                     "loop forever?")
+            try:
+                answer = json.loads(receiver.recv_bytes(1 << 20))
+            except (EOFError, OSError, ValueError):
+                process.join(2)
+                code = process.exitcode
+                raise ParameterError("reward_function", source,
+                                     explain_exit(code, f"checking it failed (exit code {code})")) from None
+        finally:
+            if process.is_alive():
+                process.kill()
+            process.join(5)
+            receiver.close()
     if not answer.get("ok"):
-        raise ParameterError("reward_function", source, answer["message"], line=answer.get("line"))
+        raise ParameterError("reward_function", source, str(answer.get("message")), line=answer.get("line"))
 
 
-def main() -> None:
-    """The child: imports, then limits, then the check of the source read from stdin; one JSON line out."""
+def _child(connection: Connection, source: str) -> None:
+    """In the forked child: lower priority, then limits, then the check; one JSON message out."""
     from ..envs.reward import RewardFunctionError, compile_reward_source
     from ..envs.samples import call_on_samples
     from ..runs.reward_limits import CHECK_CPU_BUDGET, CHECK_MEMORY_HEADROOM, EPISODE_CPU_LIMIT, install
 
+    os.nice(CHECK_NICENESS)
     install(memory_headroom=CHECK_MEMORY_HEADROOM, cpu_backstop=CHECK_CPU_BUDGET, refresh=False)
-    source = sys.stdin.read()
     try:
         call_on_samples(compile_reward_source(source), EPISODE_CPU_LIMIT)
     except RewardFunctionError as exc:
-        print(json.dumps({"ok": False, "message": exc.detail, "line": exc.line}))
-        return
-    print(json.dumps({"ok": True}))
-
-
-if __name__ == "__main__":
-    main()
+        answer: dict[str, object] = {"ok": False, "message": exc.detail, "line": exc.line}
+    else:
+        answer = {"ok": True}
+    connection.send_bytes(json.dumps(answer).encode())
+    connection.close()

@@ -66,7 +66,7 @@ Store = Annotated[SessionStore, Depends(caller_store)]
 """The caller's own sessions: another user's session id is simply not there (a 404 that reveals nothing)."""
 
 
-def session_query(session_id: Annotated[str, Query(description="The session's id.")]) -> str:
+async def session_query(session_id: Annotated[str, Query(description="The session's id.")]) -> str:
     return check_session_id(session_id)
 
 
@@ -153,13 +153,13 @@ def get_all_sessions(store: Store) -> JSONResponse:
 
 @router.get("/get_all_envs", summary="The environments on offer")
 @router.post("/get_all_envs", summary="The environments on offer", operation_id="post_get_all_envs")
-def get_all_envs() -> list[dict[str, Any]]:
+async def get_all_envs() -> list[dict[str, Any]]:
     return ENVIRONMENTS
 
 
 @router.get("/get_all_tracks", summary="The training tracks' file names")
 @router.post("/get_all_tracks", summary="The training tracks' file names", operation_id="post_get_all_tracks")
-def get_all_tracks() -> list[str]:
+async def get_all_tracks() -> list[str]:
     return [name for name, (mode, _) in TRACK_FILES.items() if mode == "training"]
 
 
