@@ -45,7 +45,6 @@ import os
 import random
 import resource
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -62,8 +61,10 @@ import httpx
 
 from rewards_api.users import UserRegistry
 
+sys.path.insert(0, str(Path(__file__).parent))
+from server import start_server
+
 V1 = "/api/v1"
-COMMAND = str(Path(sys.executable).parent / "rewards-api")
 TRAINING_SESSIONS = ("class_demo_1", "class_demo_2")
 STUDENT_SESSION = "my_car"
 REWARD = ("def reward_function(params):\n"
@@ -90,29 +91,6 @@ WARM_UP = 1.0
 
 
 # ----- the server ------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(home: Path, token: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("REWARDS_")}
-    arguments = [COMMAND, "--home", str(home), "serve", "--port", str(port), "--token", token]
-    process = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env=environment)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("the server did not start")
-
-
 def machine_cpu() -> tuple[float, float]:
     """Busy and total CPU seconds of the whole machine so far, over all cores (from /proc/stat)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
