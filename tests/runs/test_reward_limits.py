@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from test_jobs import wait_until
 
 from rewards_api.agents.dqn import DQNSettings
 from rewards_api.envs.reward import RewardFunctionError, compile_reward_source, get_call_guard, sample_params
@@ -57,16 +57,6 @@ def make_session(store: SessionStore, name: str, reward: str, episodes: int = 10
     store.write_agent_params(name, AgentParams(num_episodes=episodes, model_configuration="[[5, 9], [9, 3]]"))
     store.write_training_params(name, TrainingParams(reward_function=reward))
     return name
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_hostile_rewards_fail_their_own_job_and_another_trains_on(
