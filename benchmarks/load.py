@@ -396,7 +396,7 @@ async def config_load(url: str, owner: httpx.AsyncClient, students: list[Student
     if "write_training_params" in results.latencies:
         rest = [value for name, values in results.latencies.items() if name != "write_training_params"
                 for value in values]
-        print(f"   without write_training_params (its reward check takes a second or more): {summary(rest)}")
+        print(f"   without write_training_params (a reward check in a child each): {summary(rest)}")
     per_request = cores["server"] * elapsed / max(len(everything), 1) * 1000
     print(f"   {cores_line(cores)}; the server spent {per_request:.1f} ms of CPU a request")
     for endpoint in sorted(results.latencies, key=lambda name: -len(results.latencies[name])):

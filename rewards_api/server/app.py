@@ -23,6 +23,7 @@ from ..users import UserRegistry
 from .auth import RedactTokens, current_caller
 from .limits import LimitBodySize, TooManyJobs
 from .models import ErrorResponse
+from .reward_check import fork_server
 from .routes import Conflict, router
 from .training import router as training_router
 
@@ -56,11 +57,13 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
         torch.set_num_threads(1)
         app.state.jobs = JobManager(settings.home, max_jobs=settings.max_jobs, max_queued=settings.max_queued)
         app.state.live_views = LiveViews(app.state.jobs)
+        fork_server.ensure_running()  # its imports happen now, not during a student's first save
         try:
             yield
         finally:
             await app.state.live_views.close()
             await asyncio.to_thread(app.state.jobs.shutdown)
+            await asyncio.to_thread(fork_server.close)
 
     app = FastAPI(
         lifespan=lifespan,
