@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -58,6 +59,9 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
         app.state.jobs = JobManager(settings.home, max_jobs=settings.max_jobs, max_queued=settings.max_queued)
         app.state.live_views = LiveViews(app.state.jobs)
         fork_server.ensure_running()  # its imports happen now, not during a student's first save
+        # Everything loaded so far (FastAPI, pydantic, PyTorch: ~240,000 objects) lives as long as the
+        # server: out of the collector's sight, a full collection no longer stops every request for 0.1 s.
+        gc.freeze()
         try:
             yield
         finally:
