@@ -50,7 +50,7 @@ from .train import Trainer, TrainingError, TrainingOptions
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JobManager", "JobState", "JobStatus", "QueueFull", "Subscription"]
+__all__ = ["JobManager", "JobState", "JobStatus", "QueueFull", "Subscription", "UserLimitReached"]
 
 WEIGHTS_INTERVAL = 0.5
 """Seconds of training between two copies of the Q-network sent by a worker (one is sent at start)."""
@@ -74,6 +74,10 @@ _WEIGHTS = b"W"
 
 class QueueFull(RuntimeError):
     """Too many trainings are waiting already: try again when one has ended."""
+
+
+class UserLimitReached(RuntimeError):
+    """The user already has as many trainings queued or running as allowed: stop one first."""
 
 
 class JobState(str, Enum):
@@ -449,12 +453,14 @@ class JobManager:
                 store = self._stores[user] = SessionStore(user_home(self.home, user))
             return store
 
-    def start(self, session_id: str, user: str | None = None) -> JobStatus:
+    def start(self, session_id: str, user: str | None = None, user_limit: int | None = None) -> JobStatus:
         """Start (queue) the session's training, or return its job if it is already queued or running.
 
         SessionNotFound if there is no such session (InvalidSessionId for a bad id); QueueFull when
-        ``max_queued`` jobs are waiting; RuntimeError after :meth:`shutdown`. The worker is launched by the
-        relay thread as soon as a slot is free.
+        ``max_queued`` jobs are waiting; UserLimitReached when ``user`` already has ``user_limit`` jobs
+        queued or running (checked under the same lock as the start, so two requests at once cannot both
+        pass); RuntimeError after :meth:`shutdown`. The worker is launched by the relay thread as soon as a
+        slot is free.
         """
         if not self.store_of(user).exists(session_id):
             raise SessionNotFound(session_id)
@@ -464,6 +470,13 @@ class JobManager:
             job = self._jobs.get((user, session_id))
             if job is not None and job.status.active:
                 return replace(job.status)
+            if user_limit is not None:
+                mine = [other.status.session_id for other in self._jobs.values()
+                        if other.status.user == user and other.status.active]
+                if len(mine) >= user_limit:
+                    raise UserLimitReached(
+                        f"you already have {len(mine)} trainings queued or running ({', '.join(mine)}); the "
+                        f"limit is {user_limit}: stop one first (GET /api/v1/stop?session_id=...)")
             if len(self._pending) >= self.max_queued:
                 raise QueueFull(f"{len(self._pending)} trainings are already waiting for a free slot: "
                                 "try again when one has ended")

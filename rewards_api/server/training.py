@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..runs.jobs import JobManager, QueueFull
+from ..runs.jobs import JobManager, QueueFull, UserLimitReached
 from ..store import SessionNotFound, SessionStore
 from .auth import Caller, CurrentCaller
 from .limits import TooManyJobs
@@ -41,17 +41,11 @@ def jobs_of(request: Request) -> JobManager:
 async def _start(request: Request, caller: Caller, store: SessionStore, session_id: str) -> dict[str, Any]:
     if not await asyncio.to_thread(store.exists, session_id):
         raise SessionNotFound(session_id)
-    jobs = jobs_of(request)
-    if not caller.is_owner and not jobs.is_active(session_id, caller.name):
-        limit = request.app.state.settings.max_user_jobs
-        mine = [job for job in jobs.jobs() if job.user == caller.name and job.active]
-        if len(mine) >= limit:
-            raise TooManyJobs(
-                f"you already have {len(mine)} trainings queued or running "
-                f"({', '.join(job.session_id for job in mine)}); the limit is {limit}: stop one first "
-                "(GET /api/v1/stop?session_id=...)", 429)
+    limit = None if caller.is_owner else request.app.state.settings.max_user_jobs
     try:
-        status = await asyncio.to_thread(jobs.start, session_id, caller.name)
+        status = await asyncio.to_thread(jobs_of(request).start, session_id, caller.name, limit)
+    except UserLimitReached as exc:
+        raise TooManyJobs(str(exc), 429) from None
     except QueueFull as exc:
         raise TooManyJobs(str(exc), 503) from None
     return status.to_dict()

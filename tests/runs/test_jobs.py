@@ -17,9 +17,17 @@ import torch
 
 from rewards_api.agents.dqn import DQNSettings, QNetwork
 from rewards_api.params import AgentParams, EnvParams, TrainingParams
-from rewards_api.runs.jobs import WORKER_NICENESS, JobManager, JobState, JobStatus, QueueFull, Subscription
+from rewards_api.runs.jobs import (
+    WORKER_NICENESS,
+    JobManager,
+    JobState,
+    JobStatus,
+    QueueFull,
+    Subscription,
+    UserLimitReached,
+)
 from rewards_api.runs.train import TrainingOptions
-from rewards_api.store import SessionNotFound, SessionStore
+from rewards_api.store import SessionNotFound, SessionStore, user_home
 
 FAST = TrainingOptions(num_cars=8, seed=0, settings=DQNSettings(learning_starts=64, batch_size=32))
 LONG = 100_000  # episodes: a run that only ends when it is stopped
@@ -238,6 +246,42 @@ def test_jobs_wait_for_a_free_slot_and_stop_whether_queued_or_running(
     assert sum(item["kind"] == "episode" for item in items) == 20
     assert manager.status(third).state is JobState.stopped  # type: ignore[union-attr]
     assert manager.status(third).started_at is None  # type: ignore[union-attr]
+
+
+def test_a_users_limit_holds_when_their_requests_come_at_once(
+        home: Path, store: SessionStore, manager_factory: Callable[..., JobManager]) -> None:
+    ann = SessionStore(user_home(home, "ann"))
+    sessions = [make_session(ann, f"s{i}", episodes=LONG) for i in range(8)]
+    owned = make_session(store, "owned", episodes=LONG)
+    manager = manager_factory(max_jobs=1)
+    manager.start(owned)  # takes the one slot (the owner has no limit): ann's trainings only queue
+    barrier = threading.Barrier(len(sessions))
+    outcomes: dict[str, str] = {}
+
+    def start(session: str) -> None:
+        barrier.wait()
+        try:
+            outcomes[session] = manager.start(session, "ann", user_limit=2).state.value
+        except UserLimitReached as exc:
+            outcomes[session] = str(exc)
+
+    threads = [threading.Thread(target=start, args=(session,)) for session in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    started = [session for session, outcome in outcomes.items() if outcome == "queued"]
+    assert len(started) == 2, outcomes
+    refused = [outcome for outcome in outcomes.values() if outcome != "queued"]
+    assert len(refused) == 6 and all("the limit is 2: stop one first" in text for text in refused)
+    # Asking again for a session already queued is no new training: it is not refused.
+    assert manager.start(started[0], "ann", user_limit=2).state is JobState.queued
+    # The limit is the user's own: another user still starts.
+    bob = SessionStore(user_home(home, "bob"))
+    assert manager.start(make_session(bob, "b"), "bob", user_limit=2).state is JobState.queued
+    manager.stop(started[0], "ann")  # a slot of ann's is free again
+    other = next(session for session in sessions if session not in started)
+    assert manager.start(other, "ann", user_limit=2).state is JobState.queued
 
 
 def test_failing_and_killed_workers_fail_their_job_only(
