@@ -5,6 +5,8 @@
     rewards-api [--home DIR] evaluate SESSION --mode evaluation --track 1 [--trials 5] [--json]
     rewards-api [--home DIR] sessions
     rewards-api [--home DIR] delete SESSION
+    rewards-api [--home DIR] push SESSION --user-id ID --user NAME [--s3-bucket B] [--s3-endpoint-url URL]
+    rewards-api [--home DIR] leaderboard [--s3-bucket B] [--json]
     rewards-api [--home DIR] users add NAME | users list | users remove NAME
 """
 
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import pydantic
 import typer
 from rich.console import Console
+from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -30,6 +33,7 @@ from .store import SessionError, SessionStore
 from .users import UserRegistry
 
 if TYPE_CHECKING:
+    from .config import Settings
     from .runs.events import Event
     from .runs.train import Trainer
 
@@ -134,27 +138,53 @@ def train(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session id.")],
     cars: Annotated[int, typer.Option(help="Cars driving at once.", min=1, max=4096)] = 64,
+    track: Annotated[str | None, typer.Option(help="Train on this track this time, e.g. 2 or random:42 "
+                                              "(default: the session's track).")] = None,
     tracks: Annotated[str | None, typer.Option(help="Train on these tracks at once, e.g. 1,2,3 "
                                                "(default: the session's track).")] = None,
     seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
-    restart: Annotated[bool, typer.Option(help="Start a new model instead of resuming.")] = False,
+    fresh: Annotated[bool, typer.Option(help="Start a new model instead of continuing the session's "
+                                        "model.")] = False,
+    restart: Annotated[bool, typer.Option(hidden=True, help="Deprecated: use --fresh.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
-    """Train the session's agent with a live progress bar. Ctrl-C stops and keeps what was learned."""
-    from .runs.events import EpisodeFinished
-    from .runs.train import Trainer, TrainingError, TrainingOptions
+    """Train the session's agent with a live progress bar. Ctrl-C stops and keeps what was learned.
+
+    A session with a model continues it: an interrupted run finishes, a finished one warm-starts
+    (num_episodes more from its weights, exploring from a quarter of epsilon).
+    --fresh starts a new model. model_history.json lists every run under "runs".
+    """
+    from .envs.tracks import get_track
 
     store = _store(ctx)
+    if track is not None and tracks is not None:
+        fail(f"--track {track} and --tracks {tracks} cannot be used together: give one track with --track, "
+             "or several with --tracks")
+    if restart:
+        errors.print("--restart is deprecated: use --fresh", highlight=False)
+    track_list = tuple(_track(t) for t in tracks.split(",")) if tracks else None
+    if track is not None:
+        track_list = (_track(track),)
     with user_errors():
-        track_list = tuple(_track(t) for t in tracks.split(",")) if tracks else None
+        for chosen in track_list or ():
+            get_track(chosen)  # a bad track is refused at once, before PyTorch loads
+    from .runs.events import EpisodeFinished, TrainingStarted
+    from .runs.train import Trainer, TrainingError, TrainingOptions
+
+    with user_errors():
         trainer = Trainer(store, session, TrainingOptions(num_cars=cars, tracks=track_list, seed=seed,
-                                                          restart=restart, max_seconds=seconds))
+                                                          fresh=fresh or restart, max_seconds=seconds))
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[status]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("training", total=trainer.setup.config.num_episodes, status="starting")
 
         def show(event: Event) -> None:
+            if isinstance(event, TrainingStarted):
+                how = {"fresh": "A new model", "warm": "Warm start from the session's model",
+                       "resumed": "Resuming the interrupted run"}[trainer.start_kind]
+                progress.console.print(f"{how} on {', '.join(trainer.track_names)}: episodes "
+                                       f"{event.episode + 1}-{event.episodes}", highlight=False)
             if isinstance(event, EpisodeFinished):
                 rate = event.steps / max(event.elapsed, 1e-9)
                 progress.update(task, completed=event.episode, total=max(trainer.target_episodes, 1),
@@ -261,6 +291,211 @@ def delete(
     console.print(f"Deleted session {session}")
 
 
+S3Bucket = Annotated[str | None, typer.Option(help="S3 bucket for pushed models and the shared leaderboard "
+                                              "(default: $REWARDS_S3_BUCKET). Credentials: the standard AWS "
+                                              "chain (AWS_ACCESS_KEY_ID, AWS_PROFILE...).")]
+S3EndpointUrl = Annotated[str | None, typer.Option(help="URL of S3-compatible storage, e.g. MinIO's "
+                                                   "http://127.0.0.1:9000 (default: "
+                                                   "$REWARDS_S3_ENDPOINT_URL, else AWS S3).")]
+S3Region = Annotated[str | None, typer.Option(help="The bucket's region (default: $REWARDS_S3_REGION, else "
+                                              "the AWS chain's).")]
+
+
+def _s3_settings(ctx: typer.Context, bucket: str | None, endpoint_url: str | None, region: str | None
+                 ) -> Settings:
+    """Settings with the S3 options given, the ``REWARDS_S3_*`` variables for the others (checked)."""
+    from .config import Settings
+
+    given = {"s3_bucket": bucket, "s3_endpoint_url": endpoint_url, "s3_region": region}
+    with user_errors():
+        return Settings(home=_store(ctx).home, **{name: value for name, value in given.items()
+                                                  if value is not None})
+
+
+@app.command()
+def push(
+    ctx: typer.Context,
+    session: Annotated[str, typer.Argument(help="Session id.")],
+    user_id: Annotated[str, typer.Option("--user-id", help="Whose model: its folder in the bucket is "
+                                         "Models/<user id>/<session>/.")],
+    user: Annotated[str, typer.Option(help="The name shown on the leaderboards.")],
+    s3_bucket: S3Bucket = None,
+    s3_endpoint_url: S3EndpointUrl = None,
+    s3_region: S3Region = None,
+) -> None:
+    """Push a trained and evaluated session (files, model, user.json, summary.json with its final evaluation
+    score) to the S3 bucket, checksums verified."""
+    from .cloud import CloudError, open_bucket, push_session
+
+    settings = _s3_settings(ctx, s3_bucket, s3_endpoint_url, s3_region)
+    if not settings.s3_bucket:
+        fail("no S3 bucket configured: give --s3-bucket NAME or set REWARDS_S3_BUCKET")
+    with user_errors():
+        try:
+            pushed = push_session(open_bucket(settings), _store(ctx), session, user_id=user_id, user=user)
+        except CloudError as exc:
+            fail(str(exc), code=1)
+    console.print(f"Pushed session {session} to {pushed.url}: {len(pushed.keys)} files, final evaluation "
+                  f"score {pushed.summary['score']:g}", highlight=False)
+
+
+@app.command("leaderboard")
+def leaderboard_command(
+    ctx: typer.Context,
+    s3_bucket: S3Bucket = None,
+    s3_endpoint_url: S3EndpointUrl = None,
+    s3_region: S3Region = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the standings as JSON.")] = False,
+) -> None:
+    """Rank the evaluated sessions (every user's) by final evaluation score, with laps completed and mean
+    progress on the evaluation track; with a bucket, its pushed models too."""
+    from .cloud import leaderboard, open_bucket
+
+    settings = _s3_settings(ctx, s3_bucket, s3_endpoint_url, s3_region)
+    with user_errors():
+        standings, bucket_error = leaderboard(settings.home, (lambda: open_bucket(settings))
+                                              if settings.s3_bucket else None)
+    if bucket_error:
+        errors.print(f"[bold yellow]warning:[/] {bucket_error}", highlight=False)
+    if as_json:
+        rows = [{"rank": place, **vars(standing)} for place, standing in enumerate(standings, 1)]
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    if not standings:
+        console.print("No evaluated sessions yet: rewards-api evaluate SESSION --mode evaluation")
+        return
+    table = Table(title="leaderboard")
+    for column in ("rank", "user", "session", "score", "record", "laps", "progress %", "from"):
+        table.add_column(column)
+    for place, standing in enumerate(standings, 1):
+        table.add_row(str(place), standing.user or "(owner)", standing.session_id, f"{standing.score:g}",
+                      *("-" if value is None else f"{value:g}" for value in
+                        (standing.record, standing.laps_completed, standing.mean_progress)),
+                      standing.source)
+    console.print(table)
+
+
+@app.command()
+def info(
+    ctx: typer.Context,
+    session: Annotated[str, typer.Argument(help="Session id.")],
+    plot: Annotated[Path | None, typer.Option(help="Also save the score chart to this PNG file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the card as JSON.")] = False,
+) -> None:
+    """Show a session's model card: dates, model, record, evaluations and runs."""
+    from .cards import model_card, session_plot_png
+
+    store = _store(ctx)
+    with user_errors():
+        card = model_card(store, session)
+        if plot is not None:
+            png = session_plot_png(store, session)
+            try:
+                plot.write_bytes(png)
+            except OSError as exc:
+                fail(f"--plot {plot}: {exc.strerror}; give the path of a PNG file in an existing folder")
+    if as_json:
+        sys.stdout.write(json.dumps(card) + "\n")
+        return
+    _print_card(card)
+    if plot is not None:
+        console.print(f"Score chart saved in {plot}", highlight=False)
+
+
+def _when(stamp: dict[str, str] | None) -> str:
+    return f"{stamp['date']} {stamp['time'][:8]}" if stamp else "never"
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def _print_card(card: dict[str, Any]) -> None:
+    model = card["model"]
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("created", _when(card["created"]) + ("" if model["configured"] else " (default model)"))
+    facts.add_row("last trained", _when(card["last_trained"]))
+    facts.add_row("model", f"{model['layers']} · {model['parameters']:,} parameters")
+    facts.add_row("saved model", "yes" if card["trained_model"] else "no (train it first)")
+    facts.add_row("hyper-parameters", f"{model['loss_fn']} · {model['optimizer']} · lr "
+                  f"{model['learning_rate']:g} · gamma {model['gamma']:g} · epsilon {model['epsilon']:g}")
+    facts.add_row("episodes", f"{card['episodes_trained']:,} trained · {model['num_episodes']:,} per run")
+    facts.add_row("track", f"{card['track']} ({card['environment']['environment_name']})")
+    facts.add_row("latest record", f"{_shown(card['record'])} · last mean score "
+                  f"{_shown(card['last_mean_score'])}")
+    facts.add_row("final eval score", _shown(card["final_eval_score"]))
+    console.print(Panel(facts, title=f"[bold]{card['session_id']}[/] · model card", expand=False))
+
+    evaluations = Table(title="evaluation results")
+    for column in ("mode", "track", "trials", "record", "mean score", "laps", "progress %"):
+        evaluations.add_column(column)
+    for mode, tracks in card["evaluation"].items():
+        for track, metrics in tracks.items():
+            if metrics is None:
+                evaluations.add_row(mode, track, "not evaluated", style="dim")
+                continue
+            evaluations.add_row(mode, track, *(_shown(metrics.get(key)) for key in (
+                "num_trials", "record", "mean_score", "laps_completed", "mean_progress")))
+    console.print(evaluations)
+
+    if not card["runs"]:
+        console.print("No runs recorded yet.")
+        return
+    runs = Table(title="runs")
+    columns = ("date", "time", "start", "track", "episodes", "record", "steps", "duration")
+    for column in columns:
+        runs.add_column(column)
+    for run in card["runs"]:
+        if isinstance(run, dict):
+            shown = {key: _shown(run.get(key)) for key in columns}
+            shown["time"] = shown["time"][:8]
+            if isinstance(run.get("duration"), (int, float)):
+                shown["duration"] = f"{run['duration']:.1f} s"
+            runs.add_row(*shown.values())
+    console.print(runs)
+
+
+@app.command("export")
+def export_command(
+    ctx: typer.Context,
+    session: Annotated[str, typer.Argument(help="Session id.")],
+    file: Annotated[Path, typer.Argument(help="The zip archive to write, e.g. my_session.zip.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")] = False,
+) -> None:
+    """Write a session with its model to a zip archive, to import on another machine."""
+    from .archive import export_session
+
+    if file.exists() and not force:
+        fail(f"{file} exists: choose another file name, or add --force to replace it")
+    with user_errors():
+        manifest = export_session(_store(ctx), session, file)
+    console.print(f"Exported session [bold]{session}[/] to {file} ({len(manifest['files'])} files, "
+                  f"{file.stat().st_size:,} bytes). Import it with: rewards-api import {file}",
+                  highlight=False)
+
+
+@app.command("import")
+def import_command(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A zip archive made by `rewards-api export`.")],
+    as_id: Annotated[str | None, typer.Option("--as", help="Import under this session id instead of the "
+                                              "archive's.")] = None,
+) -> None:
+    """Import a session archive as a new session (never over an existing one)."""
+    from .archive import import_session
+
+    with user_errors():
+        imported = import_session(_store(ctx), file, as_id)
+    console.print(f"Imported {file} as session [bold]{imported}[/]. See it with: rewards-api info {imported}",
+                  highlight=False)
+
+
 users_app = typer.Typer(help="The people who may use this server besides you: each has a token and sessions "
                         "of their own.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
@@ -319,6 +554,9 @@ def serve(
     max_jobs: Annotated[int | None, typer.Option(help="Trainings at once (default: the cores).")] = None,
     cors_origin: Annotated[list[str] | None, typer.Option(help="Allow this browser origin (repeat the "
                                                           "option for more).")] = None,
+    s3_bucket: S3Bucket = None,
+    s3_endpoint_url: S3EndpointUrl = None,
+    s3_region: S3Region = None,
 ) -> None:
     """Start the rewards server: the original /api/v1 API, with docs at /docs."""
     import uvicorn
@@ -327,7 +565,9 @@ def serve(
     from .server.app import create_app
 
     overrides: dict[str, Any] = {"home": _store(ctx).home, "host": host, "port": port, "no_auth": no_auth}
-    for name, value in (("token", token), ("max_jobs", max_jobs), ("cors_origins", cor_list(cors_origin))):
+    for name, value in (("token", token), ("max_jobs", max_jobs), ("cors_origins", cor_list(cors_origin)),
+                        ("s3_bucket", s3_bucket), ("s3_endpoint_url", s3_endpoint_url),
+                        ("s3_region", s3_region)):
         if value is not None:
             overrides[name] = value
     with user_errors():
@@ -340,6 +580,9 @@ def serve(
     url = f"http://{shown}:{port}/"
     console.print(f"rewards server on {url}  (API docs: {url}docs)", highlight=False)
     console.print(f"  sessions in {settings.home}", highlight=False)
+    if settings.s3_bucket:
+        storage = f" at {settings.s3_endpoint_url}" if settings.s3_endpoint_url else ""
+        console.print(f"  models pushed to s3://{settings.s3_bucket}{storage}", highlight=False)
     if secret is None:
         console.print("  auth is OFF (--no-auth): only this machine can reach it", highlight=False)
     else:

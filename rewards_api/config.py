@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .params import ParameterError
 from .store import default_home
 
 DEFAULT_CORS_ORIGINS = ("http://localhost:5173", "http://127.0.0.1:5173")
 """The original React front end's development server."""
 TOKEN_FILE = "server_token"
 """Where a generated token is kept, in the home folder, readable by its owner only."""
+S3_BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+"""An S3 bucket name (AWS's rules, which S3-compatible servers follow); no "..", not an IP address."""
+S3_REGION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+"""A region: AWS's (eu-west-3) or an S3-compatible server's own name (``auto``, ``garage``...)."""
 
 
 class Settings(BaseSettings):
@@ -23,6 +31,7 @@ class Settings(BaseSettings):
 
     ``max_jobs`` trainings run at once and ``max_queued`` more may wait; a user other than the owner may
     have ``max_user_jobs`` trainings queued or running; request bodies are at most ``max_body_bytes``.
+    ``s3_bucket`` (at ``s3_endpoint_url``, in ``s3_region``) is where ``/push_model`` pushes models.
     """
 
     model_config = SettingsConfigDict(env_prefix="REWARDS_", extra="ignore")
@@ -37,13 +46,65 @@ class Settings(BaseSettings):
     max_user_jobs: int = Field(2, ge=1, le=64)
     # A reward function is a few kilobytes: a megabyte is generous.
     max_body_bytes: int = Field(1_000_000, ge=1_000, le=100_000_000)
+    # POST /api/v1/import takes a whole exported session (model and resume checkpoint): its own bound.
+    max_upload_bytes: int = Field(64_000_000, ge=1_000, le=2_000_000_000)
     cors_origins: list[str] = Field(default_factory=lambda: list(DEFAULT_CORS_ORIGINS))
+    # S3-compatible storage for /push_model and the shared leaderboard; credentials come only from the
+    # standard AWS chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, an instance role...), never from these settings.
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
 
     @field_validator("token")
     @classmethod
     def _check_token(cls, value: str | None) -> str | None:
         if value is not None and len(value) < 8:
             raise ValueError("a token must be at least 8 characters long")
+        return value
+
+    @field_validator("s3_bucket", "s3_endpoint_url", "s3_region", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """``REWARDS_S3_BUCKET=`` (set but empty) means no bucket, like an unset variable."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _check_s3_bucket(cls, value: str | None) -> str | None:
+        if value is not None and (S3_BUCKET_PATTERN.fullmatch(value) is None or ".." in value
+                                  or re.fullmatch(r"[0-9.]+", value)):
+            raise ParameterError("s3_bucket", value, "use an S3 bucket name: 3-63 lower-case letters, "
+                                 "digits, '.' or '-', starting and ending with a letter or digit "
+                                 "(--s3-bucket NAME or REWARDS_S3_BUCKET)")
+        return value
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _check_s3_endpoint_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if "@" in parts.netloc:  # a secret in a URL ends up in logs (never shown here): the AWS chain has it
+            raise ParameterError("s3_endpoint_url", f"{parts.scheme}://***@{parts.netloc.rpartition('@')[2]}",
+                                 "leave the credentials out of the URL: give them as AWS_ACCESS_KEY_ID and "
+                                 "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the server's environment")
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:  # not a number, or out of range
+            port_ok = False
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or parts.query \
+                or parts.fragment:
+            raise ParameterError("s3_endpoint_url", value, "use the storage's URL, e.g. "
+                                 "http://127.0.0.1:9000 or https://s3.example.com (--s3-endpoint-url URL or "
+                                 "REWARDS_S3_ENDPOINT_URL)")
+        return value.strip().rstrip("/")
+
+    @field_validator("s3_region")
+    @classmethod
+    def _check_s3_region(cls, value: str | None) -> str | None:
+        if value is not None and S3_REGION_PATTERN.fullmatch(value) is None:
+            raise ParameterError("s3_region", value, "use a region name such as us-east-1 or eu-west-3 "
+                                 "(--s3-region or REWARDS_S3_REGION)")
         return value
 
     def check(self) -> None:

@@ -36,7 +36,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .params import AgentParams, EnvParams, TrainingParams, check_reward_function
+from .params import (
+    DEFAULT_MODEL_CONFIGURATION,
+    AgentParams,
+    EnvParams,
+    TrainingParams,
+    check_reward_function,
+    parse_model_configuration,
+)
 
 try:  # POSIX; without it (Windows) the lock only excludes threads of one process.
     import fcntl
@@ -527,7 +534,10 @@ class SessionStore:
     ) -> dict[str, Any]:
         """Store agent_params.json as sent and set model_history's ``last_created``; return model_history.
 
-        ``last_trained`` is kept. Both files are written under one hold of the lock.
+        ``last_trained`` is kept. When the network's shape changes, the next training cannot reuse the
+        session's model and starts a new one, so its ``runs`` go (they describe the current model only);
+        other changes (learning rate, epsilon, ...) keep the model, which the next training continues, and
+        its ``runs``. Both files are written under one hold of the lock.
         """
         data = params.model_dump(mode="json", include=set(AgentParams.model_fields))
         created = {
@@ -539,10 +549,19 @@ class SessionStore:
             "model_config": data["model_configuration"],
         }
         with self.lock(session_id) as paths:
+            try:
+                previous = self._load(paths.agent_params, session_id)
+                layers = parse_model_configuration(previous.get("model_configuration",
+                                                                DEFAULT_MODEL_CONFIGURATION))
+                same_network = layers == params.config().layers
+            except (SessionError, ValueError):  # the file held no valid network: it cannot be this one
+                same_network = False
             atomic_write_json(paths.agent_params, data)
             history = self._load(paths.model_history, session_id)
             history["last_created"] = created
             history.setdefault("last_trained", {})
+            if not same_network:
+                history.pop("runs", None)
             paths.saved_models.mkdir(exist_ok=True)
             atomic_write_json(paths.model_history, history)
         return history

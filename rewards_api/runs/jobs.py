@@ -383,6 +383,7 @@ def _worker_main(home: str, session_id: str, options: TrainingOptions | None, re
 @dataclass(eq=False)
 class _Job:
     status: JobStatus
+    fresh: bool = False  # the worker starts a new model (TrainingOptions.fresh)
     process: BaseProcess | None = None
     results: Connection | None = None
     control: Connection | None = None
@@ -414,8 +415,8 @@ class JobManager:
 
     def __init__(self, home: Path | str, max_jobs: int | None = None,
                  options: TrainingOptions | None = None, max_queued: int = MAX_QUEUED) -> None:
-        """``max_jobs`` defaults to ``os.cpu_count()``; ``options`` is given to every Trainer; at most
-        ``max_queued`` jobs wait for a slot."""
+        """``max_jobs`` defaults to ``os.cpu_count()``; ``options`` is given to every Trainer (with
+        ``fresh`` set per job by :meth:`start`); at most ``max_queued`` jobs wait for a slot."""
         self.store = SessionStore(home)
         self.home = self.store.home
         self.max_jobs = max_jobs if max_jobs is not None else (os.cpu_count() or 1)
@@ -453,8 +454,13 @@ class JobManager:
                 store = self._stores[user] = SessionStore(user_home(self.home, user))
             return store
 
-    def start(self, session_id: str, user: str | None = None, user_limit: int | None = None) -> JobStatus:
+    def start(self, session_id: str, user: str | None = None, user_limit: int | None = None,
+              fresh: bool = False) -> JobStatus:
         """Start (queue) the session's training, or return its job if it is already queued or running.
+
+        The run continues the session's model (a warm start, or the rest of an interrupted run: see
+        :mod:`rewards_api.runs.train`); ``fresh=True`` starts a new one instead. ``fresh`` is ignored when
+        the session's job is already queued or running: that job is returned as it is.
 
         SessionNotFound if there is no such session (InvalidSessionId for a bad id); QueueFull when
         ``max_queued`` jobs are waiting; UserLimitReached when ``user`` already has ``user_limit`` jobs
@@ -481,7 +487,7 @@ class JobManager:
                 raise QueueFull(f"{len(self._pending)} trainings are already waiting for a free slot: "
                                 "try again when one has ended")
             job = _Job(JobStatus(session_id=session_id, state=JobState.queued, queued_at=time.time(),
-                                 user=user))
+                                 user=user), fresh=fresh)
             self._jobs[job.status.key] = job
             self._pending.append(job)
             self._publish_state(job)
@@ -681,13 +687,14 @@ class JobManager:
 
     def _launch(self, job: _Job) -> None:
         session_id = job.status.session_id
+        options = replace(self.options or TrainingOptions(), fresh=job.fresh)
         results_reader = results_writer = control_reader = control_writer = None
         try:
             results_reader, results_writer = self._context.Pipe(duplex=False)
             control_reader, control_writer = self._context.Pipe(duplex=False)
             process = self._context.Process(
                 target=_worker_main, name=f"rewards-train-{session_id}", daemon=True,
-                args=(str(self.store_of(job.status.user).home), session_id, self.options, results_writer,
+                args=(str(self.store_of(job.status.user).home), session_id, options, results_writer,
                       control_reader),
             )
             process.start()

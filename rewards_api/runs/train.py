@@ -8,9 +8,29 @@ session's files current as it goes:
   episodes finished, at most every ``metrics_interval`` seconds, or 20 times what the last write took
   once the histories are long (so a crash loses at most that much, and writing never costs more than
   ~5 % of the run), and always when the run ends, stops or fails;
-- ``model.pth`` (the network of the best episode so far, by score) on the same cadence;
+- ``model.pth`` (the network of this run's best episode so far, by score: see below) on the same cadence;
 - the resume checkpoint (both networks, the optimizer, the counters) every ``checkpoint_interval``
-  seconds and when the run ends: a later run continues from it.
+  seconds and when the run ends: a later run continues from it;
+- ``model_history.json`` ``runs``: one entry per run, appended when it starts and brought up to date at
+  each of the writes above (see :meth:`Trainer.run_entry`), so a crash keeps it.
+
+A run starts in one of three ways (its entry's ``"start"``):
+
+- ``"resumed"``: the checkpoint's run was interrupted (stopped, failed, killed, or cut short by
+  ``max_seconds``) before its episodes were done, and this run trains on the same tracks: it finishes
+  those episodes exactly as that run would have, exploration schedule and record included. A stop is
+  treated as an interruption because a run cannot tell a user's stop from a server shutdown or a
+  Ctrl-C; to end such a run early, train with ``fresh``, or on another track.
+- ``"warm"``: the session has a model from a finished run (or an interrupted one, on other tracks now):
+  its weights and optimizer carry on, the target becomes ``num_episodes`` more episodes, and
+  exploration starts again at :data:`WARM_START_EPSILON_SHARE` of the session's ``epsilon``, decaying
+  over those episodes as in a fresh run. The track may change between runs (same network shape).
+- ``"fresh"``: no usable checkpoint (none yet, the network's shape changed, or ``fresh`` was asked):
+  new weights; empty metrics, ``runs`` and ``last_trained``; the previous model.pth and checkpoint go.
+
+The record that decides what ``model.pth`` holds restarts with each fresh or warm run (a resumed run
+keeps its own), so ``model.pth`` is always the best episode's network of the latest run, even one on a
+new track where the previous run's record cannot be beaten; ``last_trained.record`` is that score.
 
 Episodes are counted over all cars together, as the original counted one car's games. A completed lap
 ends an episode, but for learning it is not a dead end: its value is bootstrapped as if the car drove
@@ -26,7 +46,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -50,7 +70,15 @@ from .events import (
 
 log = logging.getLogger(__name__)
 
+WARM_START_EPSILON_SHARE = 0.25
+"""A warm start's exploration starts at this share of the session's ``epsilon`` (0.2 gives 0.05): the
+model already drives, so it needs less exploring than a new one, but some, for a new track."""
+MAX_RUNS = 1000
+"""``model_history.json`` keeps the entries of the last this many runs."""
+
 EventHandler = Callable[[Event], None]
+StartKind = Literal["fresh", "warm", "resumed"]
+"""How a run began (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +89,7 @@ class TrainingOptions:
     tracks: tuple[int | str, ...] | None = None  # default: the session's environment_world
     seed: int = 0
     random_start: bool = True  # cars start anywhere on the track: they see all of it early
-    restart: bool = False  # ignore the resume checkpoint and start a new model
+    fresh: bool = False  # ignore the resume checkpoint and start a new model
     max_seconds: float | None = None
     metrics_interval: float = 0.25
     checkpoint_interval: float = 10.0
@@ -140,12 +168,12 @@ class Trainer:
                     break
                 self._step(emit)
         except RewardFunctionError as exc:
-            self._persist(force=True)
+            self._persist(force=True, final=True)
             self._save_checkpoint()
             failed = TrainingFailed(message=str(exc), episodes=self.episodes, steps=self.steps)
             emit(failed)
             raise TrainingError(failed) from exc
-        self._persist(force=True)
+        self._persist(force=True, final=True)
         self._save_checkpoint()
         record = score_value(self.record) if np.isfinite(self.record) else None  # None: no episode yet
         finished = TrainingFinished(episodes=self.episodes, record=record, steps=self.steps,
@@ -154,6 +182,7 @@ class Trainer:
         return finished
 
     def _start(self, reward: Any) -> None:
+        """Build the cars and the agent, then resume, warm start or start fresh (see the module doc)."""
         options, config = self.options, self.setup.config
         tracks = options.tracks or (self.setup.env.environment_world,)
         mode = "training"
@@ -174,24 +203,32 @@ class Trainer:
         self.scores: list[float | int] = []
         self.mean_scores: list[float] = []
         self.target_episodes = config.num_episodes
-        if not options.restart and self._load_checkpoint():
-            log.info("session %s: resuming at episode %d", self.session_id, self.episodes)
-        else:
+        # The exploration schedule: epsilon_start at episode schedule_start, decaying to the target.
+        self.schedule_start, self.epsilon_start = 0, config.epsilon
+        start = None if options.fresh else self._load_checkpoint()
+        self.start_kind: StartKind = start or "fresh"
+        if start is None:
             self._reset_history()
+        log.info("session %s: %s start at episode %d of %d on %s", self.session_id, self.start_kind,
+                 self.episodes, self.target_episodes, ", ".join(self.track_names))
+        self._first_episode, self._first_step = self.episodes, self.steps  # where this run's entry begins
+        self._started_at, self._started = datetime.now(), time.perf_counter()
+        self._begin_run_entry()
         self.observations = [env.reset(seed=options.seed + 1000 * i)[0] for i, env in enumerate(self.envs)]
         self._score_sum = float(sum(self.scores))
         self._best_state: dict | None = None
         self._dirty = False
         self._update_debt = 0.0  # gradient updates owed (fractional), see DQNSettings
         self._persist_cost = 0.0  # seconds the last write of the histories took
-        self._last_persist = self._last_checkpoint = self._started = time.perf_counter()
+        self._last_persist = self._last_checkpoint = time.perf_counter()
 
     def _elapsed(self) -> float:
         return time.perf_counter() - self._started
 
     def _step(self, emit: EventHandler) -> None:
-        settings, config = self.options.settings, self.setup.config
-        epsilon = epsilon_at(self.episodes, config.epsilon, self.target_episodes, settings)
+        settings = self.options.settings
+        epsilon = epsilon_at(self.episodes - self.schedule_start, self.epsilon_start,
+                             self.target_episodes - self.schedule_start, settings)
         episodes_before, steps_before = self.episodes, self.steps
         for index, env in enumerate(self.envs):
             observations = self.observations[index]
@@ -248,29 +285,70 @@ class Trainer:
         ))
 
     # ----- persistence -----------------------------------------------------------------------------
-    def _persist(self, force: bool = False) -> None:
-        """Write metrics, model history and the best model, at most every ``metrics_interval``."""
+    def run_entry(self) -> dict[str, Any]:
+        """This run's entry in ``model_history.json`` ``runs``, as of now: when it started (``date``
+        YYYY-MM-DD, ``time`` HH:MM:SS), how (``start``: fresh, warm or resumed), on which ``track`` (the
+        tracks' names, comma-separated), and what it did: ``episodes`` and env ``steps`` (all cars) in
+        this run, its best score (``record``, null before its first episode) and ``duration`` (seconds)."""
+        scores = self.scores[self._first_episode:]
+        return {
+            "date": self._started_at.strftime("%Y-%m-%d"), "time": self._started_at.strftime("%H:%M:%S"),
+            "start": self.start_kind, "track": ",".join(self.track_names),
+            "episodes": self.episodes - self._first_episode,
+            "record": score_value(max(scores)) if scores else None,
+            "steps": self.steps - self._first_step, "duration": round(self._elapsed(), 1),
+        }
+
+    def _begin_run_entry(self) -> None:
+        """Append this run's entry to ``runs`` (a fresh start begins a new list, with no last_trained)."""
+
+        def begin(history: dict) -> None:
+            history.setdefault("last_created", {})
+            runs = history.get("runs")
+            if self.start_kind == "fresh" or not isinstance(runs, list):
+                runs = []
+            if self.start_kind == "fresh":
+                history["last_trained"] = {}
+            history["runs"] = [*runs, self.run_entry()][-MAX_RUNS:]
+
+        self.store.update(self.session_id, "model_history", begin)
+
+    def _update_run_entry(self, history: dict) -> None:
+        """Replace this run's entry (the last one, unless a new model began a new list meanwhile)."""
+        runs = history.get("runs")
+        entry = self.run_entry()
+        if isinstance(runs, list) and runs and isinstance(runs[-1], dict) and all(
+                runs[-1].get(key) == entry[key] for key in ("date", "time", "start")):
+            runs[-1] = entry
+
+    def _persist(self, force: bool = False, final: bool = False) -> None:
+        """Write metrics, model history and the best model, at most every ``metrics_interval``;
+        ``final``: the run ends, its entry in ``runs`` is written even if no episode finished."""
         now = time.perf_counter()
         # The histories grow with every episode: space the writes by 20x what the last one took, so
         # that they never cost more than ~5 % of the run, however long it gets.
         interval = max(self.options.metrics_interval, 20 * self._persist_cost)
-        if not self._dirty or (not force and now - self._last_persist < interval):
+        if not (self._dirty or final) or (not force and now - self._last_persist < interval):
             return
         self._last_persist = now
-        self._dirty = False
+        dirty, self._dirty = self._dirty, False
         if self._best_state is not None:
             atomic_write_bytes(self.paths.model, _tensor_bytes(self._best_state))
             self._best_state = None
-        metrics = {"plot_scores": self.scores, "plot_mean_scores": self.mean_scores}
-        self.store.write(self.session_id, "training_metrics", metrics)
+        if dirty:
+            metrics = {"plot_scores": self.scores, "plot_mean_scores": self.mean_scores}
+            self.store.write(self.session_id, "training_metrics", metrics)
         stamp = datetime.now()
 
         def trained(history: dict) -> None:
             history.setdefault("last_created", {})
-            history["last_trained"] = {
-                "date": stamp.strftime("%Y-%m-%d"), "time": stamp.strftime("%H:%M:%S.%f"),
-                "record": score_value(self.record), "scores": self.scores, "mean_scores": self.mean_scores,
-            }
+            if dirty:
+                history["last_trained"] = {
+                    "date": stamp.strftime("%Y-%m-%d"), "time": stamp.strftime("%H:%M:%S.%f"),
+                    "record": score_value(self.record), "scores": self.scores,
+                    "mean_scores": self.mean_scores,
+                }
+            self._update_run_entry(history)
 
         self.store.update(self.session_id, "model_history", trained)
         self._persist_cost = time.perf_counter() - now
@@ -281,37 +359,48 @@ class Trainer:
             "agent": self.agent.state(), "layers": self.setup.config.layers, "episodes": self.episodes,
             "target_episodes": self.target_episodes, "steps": self.steps,
             "record": self.record if np.isfinite(self.record) else None, "rng": self.rng.bit_generator.state,
+            "tracks": self.track_names, "schedule_start": self.schedule_start,
+            "epsilon_start": self.epsilon_start,
         }
         self.paths.checkpoints.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.paths.resume_checkpoint, _tensor_bytes(state))
 
-    def _load_checkpoint(self) -> bool:
-        """Continue from the resume checkpoint if it fits this model; True when it did."""
+    def _load_checkpoint(self) -> StartKind | None:
+        """Continue from the resume checkpoint if it fits this model: ``"resumed"`` or ``"warm"`` (see the
+        module docstring), None when there is none or the network's shape changed."""
         path = self.paths.resume_checkpoint
         if not path.exists():
-            return False
+            return None
         state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code
         layers = [tuple(layer) for layer in self.setup.config.layers]
         if [tuple(layer) for layer in state["layers"]] != layers:
             log.info("session %s: the model changed since the checkpoint; a new one starts", self.session_id)
-            return False
+            return None
+        config = self.setup.config
         self.agent.load_state(state["agent"])
         self.episodes, self.steps = int(state["episodes"]), int(state["steps"])
-        self.record = state["record"] if state["record"] is not None else -np.inf
         self.rng.bit_generator.state = state["rng"]
-        target = int(state["target_episodes"])
-        # An interrupted run finishes its episodes; a finished one trains num_episodes more.
-        more = self.setup.config.num_episodes
-        self.target_episodes = target if self.episodes < target else self.episodes + more
         metrics = self.store.read(self.session_id, "training_metrics")
         self.scores = list(metrics.get("plot_scores", []))[: self.episodes]
         self.mean_scores = list(metrics.get("plot_mean_scores", []))[: self.episodes]
-        return True
+        target = int(state["target_episodes"])
+        same_tracks = state.get("tracks", self.track_names) == self.track_names  # absent: older checkpoint
+        if self.episodes < target and same_tracks:
+            self.target_episodes = target
+            self.record = state["record"] if state["record"] is not None else -np.inf
+            self.schedule_start = int(state.get("schedule_start", 0))
+            self.epsilon_start = float(state.get("epsilon_start", config.epsilon))
+            return "resumed"
+        self.target_episodes = self.episodes + config.num_episodes
+        self.schedule_start, self.epsilon_start = self.episodes, WARM_START_EPSILON_SHARE * config.epsilon
+        return "warm"
 
     def _reset_history(self) -> None:
-        """A new model starts with an empty history; the previous model's weights go with it."""
+        """A new model starts with an empty history; the previous model's files go with it (the
+        checkpoint too, so that a crash before the first new one cannot bring the old weights back)."""
         self.store.write(self.session_id, "training_metrics", {"plot_scores": [], "plot_mean_scores": []})
         self.paths.model.unlink(missing_ok=True)
+        self.paths.resume_checkpoint.unlink(missing_ok=True)
 
 
 def _tensor_bytes(state: dict) -> bytes:

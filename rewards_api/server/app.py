@@ -22,6 +22,8 @@ from ..params import ParameterError, describe_errors
 from ..store import InvalidSessionId, SessionError, SessionExists, SessionNotFound, SessionStore
 from ..users import UserRegistry
 from .auth import RedactTokens, current_caller
+from .leaderboard import router as leaderboard_router
+from .lifecycle import router as lifecycle_router
 from .limits import LimitBodySize, TooManyJobs
 from .models import ErrorResponse
 from .reward_check import fork_server
@@ -80,11 +82,12 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
     app.state.store = SessionStore(settings.home)
     app.state.stores = {None: app.state.store}  # each user's store, made on their first request
     app.state.users = UserRegistry(settings.home)
-    app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
+    app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes,
+                       max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
                        allow_methods=["*"], allow_headers=["*"])
     errors = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 413, 422, 507)}
-    for area in (router, training_router):
+    for area in (router, training_router, lifecycle_router, leaderboard_router):
         app.include_router(area, prefix=API_PREFIX, dependencies=[Depends(current_caller)], responses=errors)
 
     @app.get("/health", summary="Liveness (no token needed)")

@@ -1,4 +1,8 @@
-"""Bounds on what one client can ask of the server: request body size and trainings at once."""
+"""Bounds on what one client can ask of the server: request body size and trainings at once.
+
+Request bodies are parameters and reward functions (``max_body_bytes``, 1 MB), except on the
+:data:`UPLOAD_PATHS`, whose body is a whole exported session (``max_upload_bytes``, 64 MB).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,20 @@ import json
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+UPLOAD_PATHS = frozenset({"/api/v1/import"})
+"""Paths whose body is an uploaded file (a session archive), bounded by ``max_upload_bytes``."""
+DEFAULT_MAX_UPLOAD_BYTES = 64_000_000
+BODY_HINT = "send less (a reward function is a few kilobytes)"
+UPLOAD_HINT = ("import an archive this large with the command line (rewards-api import FILE.zip), or start "
+               "the server with a larger REWARDS_MAX_UPLOAD_BYTES")
+
 
 class BodyTooLarge(HTTPException):
     """A request body over the server's bound: a 413 (an HTTPException, so that FastAPI's body parsing
     passes it on instead of turning it into a 400)."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than {limit:,} bytes: send less (a reward "
-                         "function is a few kilobytes)")
+    def __init__(self, limit: int, hint: str = BODY_HINT) -> None:
+        super().__init__(413, f"the request body is larger than {limit:,} bytes: {hint}")
 
 
 class TooManyJobs(Exception):
@@ -28,21 +38,34 @@ class TooManyJobs(Exception):
 class LimitBodySize:
     """ASGI middleware: refuse bodies over ``max_bytes`` with 413, before they are read into memory.
 
-    A ``Content-Length`` over the bound is answered at once; a body without one (chunked) is counted as it
+    Bodies sent to :data:`UPLOAD_PATHS` are bounded by ``max_upload_bytes`` instead: when it is not given,
+    the app's ``state.settings.max_upload_bytes`` (else :data:`DEFAULT_MAX_UPLOAD_BYTES`). A
+    ``Content-Length`` over the bound is answered at once; a body without one (chunked) is counted as it
     arrives, and reading it raises :class:`BodyTooLarge` (the app's handler turns it into the 413).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes
+
+    def _bound(self, scope: Scope) -> tuple[int, str]:
+        """The body bound of this request, and what to tell a client over it."""
+        if scope.get("path") not in UPLOAD_PATHS:
+            return self.max_bytes, BODY_HINT
+        if self.max_upload_bytes is not None:
+            return self.max_upload_bytes, UPLOAD_HINT
+        settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+        return getattr(settings, "max_upload_bytes", DEFAULT_MAX_UPLOAD_BYTES), UPLOAD_HINT
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, hint = self._bound(scope)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await _reply_413(send, BodyTooLarge(self.max_bytes).detail)
+        if declared is not None and declared > limit:
+            await _reply_413(send, BodyTooLarge(limit, hint).detail)
             return
         received = 0
 
@@ -51,8 +74,8 @@ class LimitBodySize:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > limit:
+                    raise BodyTooLarge(limit, hint)
             return message
 
         await self.app(scope, counted, send)

@@ -182,3 +182,47 @@ class StartResponse(StatusResponse):
 
 class StopResponse(MessageResponse):
     job: dict[str, Any] | None
+
+
+class Stamp(BaseModel):
+    date: str  # YYYY-MM-DD
+    time: str  # HH:MM:SS.ffffff
+
+
+class ModelSummary(BaseModel):
+    """The Q-network and its hyper-parameters (``gamma`` and ``epsilon`` as fractions)."""
+
+    layers: list[list[int]]
+    model_configuration: str | list[list[int]]  # as stored
+    loss_fn: str
+    optimizer: str
+    learning_rate: float
+    gamma: float
+    epsilon: float
+    num_episodes: int
+    parameters: int  # weights + biases
+    configured: bool  # False: agent_params.json not written yet, the defaults apply
+
+
+class ModelCardResponse(StatusResponse):
+    """``GET /model_info``: a session's model card (see ``rewards_api.cards.model_card``)."""
+
+    session_id: str
+    created: Stamp | None
+    last_trained: Stamp | None
+    model: ModelSummary
+    trained_model: bool  # model.pth exists
+    record: float | None
+    episodes_trained: int
+    last_mean_score: float | None
+    environment: dict[str, Any]
+    track: int
+    evaluation: dict[str, dict[str, dict[str, Any] | None]]  # mode -> track -> metrics (None: not evaluated)
+    final_eval_score: float
+    runs: list[dict[str, Any]]  # {date, time, start, track, episodes, record, steps, duration}
+
+
+class ImportResponse(MessageResponse):
+    """``POST /import``: the id the session was imported as."""
+
+    session_id: str

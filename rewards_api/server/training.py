@@ -2,6 +2,9 @@
 
 Trainings run in worker processes managed by :class:`rewards_api.runs.jobs.JobManager`; these handlers
 only start, stop and relay. Closing a stream never stops a training.
+
+Training a session that has a model continues it (a warm start, or the rest of an interrupted run; see
+:mod:`rewards_api.runs.train`); ``?fresh=true`` on ``/train`` and ``/stream`` starts a new model instead.
 """
 
 from __future__ import annotations
@@ -9,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..runs.jobs import JobManager, QueueFull, UserLimitReached
@@ -33,17 +36,22 @@ START_REFUSALS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorResponse, "description": "The queue of trainings waiting for a slot is full"},
 }
 
+Fresh = Annotated[bool, Query(description=(
+    "Start a new model (new weights, empty metrics and runs history) instead of continuing the session's "
+    "model. Ignored when the session is already training."))]
+
 
 def jobs_of(request: Request) -> JobManager:
     return request.app.state.jobs
 
 
-async def _start(request: Request, caller: Caller, store: SessionStore, session_id: str) -> dict[str, Any]:
+async def _start(request: Request, caller: Caller, store: SessionStore, session_id: str,
+                 fresh: bool = False) -> dict[str, Any]:
     if not await asyncio.to_thread(store.exists, session_id):
         raise SessionNotFound(session_id)
     limit = None if caller.is_owner else request.app.state.settings.max_user_jobs
     try:
-        status = await asyncio.to_thread(jobs_of(request).start, session_id, caller.name, limit)
+        status = await asyncio.to_thread(jobs_of(request).start, session_id, caller.name, limit, fresh)
     except UserLimitReached as exc:
         raise TooManyJobs(str(exc), 429) from None
     except QueueFull as exc:
@@ -54,9 +62,9 @@ async def _start(request: Request, caller: Caller, store: SessionStore, session_
 @router.get("/stream", summary="Watch the session train (MJPEG); starts training if it is not training",
             response_class=StreamingResponse,
             responses={200: {"content": {MJPEG_MEDIA_TYPE: {}}}, **START_REFUSALS})
-async def stream(request: Request, caller: CurrentCaller, store: Store, session_id: SessionId
-                 ) -> StreamingResponse:
-    await _start(request, caller, store, session_id)
+async def stream(request: Request, caller: CurrentCaller, store: Store, session_id: SessionId,
+                 fresh: Fresh = False) -> StreamingResponse:
+    await _start(request, caller, store, session_id, fresh)
     views: LiveViews = request.app.state.live_views
     view = await views.view(session_id, caller.name)
     return mjpeg_response(view.parts())
@@ -64,8 +72,9 @@ async def stream(request: Request, caller: CurrentCaller, store: Store, session_
 
 @router.post("/train", summary="Start training without watching (or return the running job)",
              response_model=StartResponse, responses=START_REFUSALS)
-async def train(request: Request, caller: CurrentCaller, store: Store, session_id: SessionId) -> JSONResponse:
-    return ok(job=await _start(request, caller, store, session_id))
+async def train(request: Request, caller: CurrentCaller, store: Store, session_id: SessionId,
+                fresh: Fresh = False) -> JSONResponse:
+    return ok(job=await _start(request, caller, store, session_id, fresh))
 
 
 @router.get("/stop", summary="Stop the session's training, keeping what it learned",

@@ -106,10 +106,10 @@ def test_a_stopped_run_resumes_where_it_stopped(store: SessionStore) -> None:
     assert len(store.read(name, "training_metrics")["plot_scores"]) == 40
 
 
-def test_restart_and_a_new_model_start_afresh(store: SessionStore) -> None:
+def test_fresh_and_a_new_network_start_a_new_model(store: SessionStore) -> None:
     name = make_session(store, episodes=15)
     run(store, name)
-    restarted, _ = run(store, name, TrainingOptions(num_cars=8, restart=True, settings=FAST.settings))
+    restarted, _ = run(store, name, TrainingOptions(num_cars=8, fresh=True, settings=FAST.settings))
     assert restarted.episodes == 15
     store.write_agent_params(name, AgentParams(num_episodes=15, model_configuration="[[5, 16], [16, 3]]"))
     changed, _ = run(store, name)

@@ -129,3 +129,39 @@ def test_jobs_beyond_max_jobs_wait_in_a_queue(tmp_path, launch) -> None:
         wait_for(api, second, ("running",))
         api.get(f"{V1}/stop", params={"session_id": second})
         wait_for(api, second, ("stopped",))
+
+
+
+def model_history(server, session: str) -> dict[str, Any]:
+    return json.loads((server.home / session / "session_saved_models" / "model_history.json").read_text())
+
+
+def test_training_again_continues_the_model_unless_fresh(api: httpx.Client, server) -> None:
+    documented = httpx.get(f"{server.url}/openapi.json").json()["paths"]
+    for path, method in (("/train", "post"), ("/stream", "get")):
+        names = [p["name"] for p in documented[V1 + path][method]["parameters"]]
+        assert "fresh" in names, path
+    session = new_session(api, episodes=30)
+    api.post(f"{V1}/train", params={"session_id": session})
+    assert wait_for(api, session, ("finished",))["episode"] == 30
+    api.post(f"{V1}/write_agent_params", json={"session_id": session, "model_configuration": "[[5,9],[9,3]]",
+                                                "num_episodes": 100_000})  # the same network: runs are kept
+    assert [run["start"] for run in model_history(server, session)["runs"]] == ["fresh"]
+
+    with api.stream("GET", f"{V1}/stream", params={"session_id": session, "fresh": "true"}) as response:
+        assert response.status_code == 200 and len(read_parts(response, 1)) == 1
+    running = job(api, session)
+    assert running["state"] in ("queued", "running")
+    again = api.post(f"{V1}/train", params={"session_id": session, "fresh": "true"}).json()["job"]
+    assert again["queued_at"] == running["queued_at"]  # already training: the same job, not a new one
+    deadline = time.monotonic() + 60
+    while job(api, session)["episode"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    api.get(f"{V1}/stop", params={"session_id": session})
+    stopped = wait_for(api, session, ("stopped",))
+    # A new model: its own history, its episodes counted from 0 (a warm start would add a second run).
+    entries = model_history(server, session)["runs"]
+    assert [(run["start"], run["track"]) for run in entries] == [("fresh", "training-1")]
+    assert entries[0]["episodes"] == stopped["episode"] > 0
+    metrics = api.get(f"{V1}/get_all_params", params={"session_id": session}).json()["training_metrics"]
+    assert len(metrics["plot_scores"]) == stopped["episode"]

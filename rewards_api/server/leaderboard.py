@@ -1,0 +1,183 @@
+"""Pushing models to S3-compatible storage (``/push_model``) and the leaderboards (``/get_user_list``,
+``/leaderboard``).
+
+Handlers are plain ``def``: boto3 blocks, so FastAPI runs them in its thread pool, never on the event loop.
+The bucket comes from the settings (``--s3-bucket``, ``--s3-endpoint-url``, ``--s3-region``); its client is
+made on first use and shared. Storage failures are answered with :class:`~rewards_api.cloud.CloudError`'s
+status and message: 400 no bucket configured, 409 a session not trained or evaluated yet, 502 the storage
+refused (no such bucket, credentials missing or refused, access denied, checksums), 503 it cannot be reached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, field_validator
+
+from ..cloud import (
+    Bucket,
+    CloudError,
+    bucket_leaderboard,
+    check_user_id,
+    check_user_name,
+    leaderboard,
+    open_bucket,
+    push_session,
+)
+from .auth import CurrentCaller
+from .models import ErrorResponse, MessageResponse, SessionRequest, StatusResponse
+from .routes import Store, ok
+
+router = APIRouter()
+
+_opening = threading.Lock()
+
+
+class PushModelRequest(SessionRequest):
+    """``POST /push_model``, as the original UI sends it."""
+
+    user_id: str = Field(description="Whose model: the folder Models/<user_id>/ in the bucket. A user other "
+                         "than the server's owner must give their own user name.")
+    user: str = Field(description="The name shown on the leaderboards.")
+
+    @field_validator("user_id", mode="before")
+    @classmethod
+    def _check_user_id(cls, value: Any) -> str:
+        return check_user_id(value)
+
+    @field_validator("user", mode="before")
+    @classmethod
+    def _check_user(cls, value: Any) -> str:
+        return check_user_name(value)
+
+
+class PushSummary(BaseModel):
+    """``summary.json`` of a push: who, the final evaluation score, and the evaluation track's results."""
+
+    user_id: str
+    user: str
+    session_id: str
+    pushed_at: str  # ISO 8601, UTC
+    score: float  # final_eval_score: the sum over evaluated tracks of record / num_trials
+    record: float | None  # the evaluation track's (None: not evaluated on it)
+    laps_completed: int | None
+    mean_progress: float | None  # per cent of a lap
+    num_trials: int | None
+    model_configuration: str | list[list[int]] | None
+
+
+class PushModelResponse(MessageResponse):
+    session_id: str
+    bucket: str
+    prefix: str  # Models/<user_id>/<session_id>/
+    keys: list[str]
+    summary: PushSummary
+
+
+class UserScore(BaseModel):
+    user: str
+    score: float
+    session_id: str
+
+
+class UserListResponse(StatusResponse):
+    """``GET /get_user_list``: the bucket's pushed models, best first, as the original UI expects."""
+
+    leaderboard_data: list[UserScore]
+
+
+class LeaderboardEntry(BaseModel):
+    rank: int
+    user: str | None = Field(description="The user's name (null: the server's owner).")
+    session_id: str
+    score: float = Field(description="final_eval_score: the sum over evaluated tracks of record / "
+                         "num_trials.")
+    record: float | None = Field(description="Best trial on the evaluation track (null: not evaluated "
+                                 "there).")
+    laps_completed: int | None
+    mean_progress: float | None = Field(description="Mean progress round the evaluation track, per cent.")
+    num_trials: int | None
+    source: Literal["local", "bucket"] = Field(description="local: a session on this server; bucket: a push.")
+    pushed_at: str | None
+
+
+class LeaderboardResponse(StatusResponse):
+    """``GET /leaderboard``: this server's evaluated sessions, and the bucket's pushes when one is set."""
+
+    leaderboard: list[LeaderboardEntry]
+    bucket: str | None = Field(description="The bucket read too (null: none configured).")
+    bucket_error: str | None = Field(description="Why the bucket could not be read (its entries are "
+                                     "missing); null when it was read or none is configured.")
+
+
+STORAGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    502: {"model": ErrorResponse, "description": "The S3 storage refused: no such bucket, AWS credentials "
+          "missing or refused, access denied, or checksums that kept differing."},
+    503: {"model": ErrorResponse, "description": "The S3 storage cannot be reached."},
+}
+
+
+def _bucket(request: Request) -> Bucket:
+    """The server's bucket (its client made once); CloudError 400 when none is configured."""
+    with _opening:
+        bucket = getattr(request.app.state, "s3_bucket", None)
+        if bucket is None:
+            bucket = request.app.state.s3_bucket = open_bucket(request.app.state.settings)
+        return bucket
+
+
+@contextlib.contextmanager
+def _storage_answers() -> Iterator[None]:
+    """A CloudError becomes an error answer with its status and message."""
+    try:
+        yield
+    except CloudError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+
+
+@router.post("/push_model", summary="Push a trained and evaluated session to the S3 bucket",
+             response_model=PushModelResponse,
+             responses={403: {"model": ErrorResponse, "description": "A user_id that is not the caller's."},
+                        409: {"model": ErrorResponse, "description": "Not trained, or not evaluated yet."},
+                        **STORAGE_ERRORS})
+def push_model(request: Request, caller: CurrentCaller, store: Store, body: PushModelRequest) -> JSONResponse:
+    """Upload the session's files and model, ``user.json`` and ``summary.json`` (with the final evaluation
+    score) to ``Models/<user_id>/<session_id>/`` in the bucket, checksums verified; a new push of the same
+    session replaces the last. The session must have been evaluated (409 otherwise)."""
+    if not caller.is_owner and body.user_id != caller.name:  # nobody overwrites another user's models
+        raise HTTPException(403, f"user_id {body.user_id!r} is not yours: push with user_id {caller.name!r}, "
+                            "your user name on this server")
+    with _storage_answers():
+        bucket = _bucket(request)
+        pushed = push_session(bucket, store, body.session_id, user_id=body.user_id, user=body.user)
+    return ok(message=f"session {body.session_id!r} pushed to {pushed.url}", session_id=body.session_id,
+              bucket=pushed.bucket, prefix=pushed.prefix, keys=pushed.keys, summary=pushed.summary)
+
+
+@router.get("/get_user_list", summary="The bucket's leaderboard: pushed models by user and score",
+            response_model=UserListResponse, responses=STORAGE_ERRORS)
+def get_user_list(request: Request) -> JSONResponse:
+    with _storage_answers():
+        standings = bucket_leaderboard(_bucket(request))
+    return ok(leaderboard_data=[{"user": s.user, "score": s.score, "session_id": s.session_id}
+                                for s in standings])
+
+
+@router.get("/leaderboard", summary="Evaluated sessions ranked by final evaluation score",
+            response_model=LeaderboardResponse)
+def get_leaderboard(request: Request) -> JSONResponse:
+    """Every evaluated session on this server (every user's, by user name and session id only) and, when a
+    bucket is configured, every pushed one, ranked by final evaluation score, then by laps completed and
+    mean progress on the evaluation track. A bucket that cannot be read leaves its entries out and says why
+    in ``bucket_error``."""
+    settings = request.app.state.settings
+    bucket = (lambda: _bucket(request)) if settings.s3_bucket else None
+    standings, bucket_error = leaderboard(request.app.state.store.home, bucket)
+    entries = [{"rank": place, **dataclasses.asdict(standing)} for place, standing in enumerate(standings, 1)]
+    return ok(leaderboard=entries, bucket=settings.s3_bucket, bucket_error=bucket_error)
