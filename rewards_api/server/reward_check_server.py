@@ -69,13 +69,16 @@ def _answer(connection: socket.socket, answer: dict[str, object]) -> None:
     connection.sendall(json.dumps(answer).encode() + b"\n")
 
 
-def _fork_check(connection: socket.socket, control: socket.socket) -> int:
-    """Fork a child that checks the source sent on ``connection``; the child's pid."""
+def _fork_check(connection: socket.socket, control: socket.socket, others: list[socket.socket]) -> int:
+    """Fork a child that checks the source sent on ``connection``; the child's pid. The child closes its
+    copies of ``control`` and of the ``others`` checks' sockets, so that their ends are not held open."""
     pid = os.fork()
     if pid == 0:  # the child: it never returns into the loop
         code = 0
         try:
             control.close()
+            for other in others:
+                other.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.set_wakeup_fd(-1)
             check_in_child(connection)
@@ -109,8 +112,9 @@ def serve(control: socket.socket) -> None:
                     continue
                 connection = socket.socket(fileno=fds[0])
                 timeout = float(json.loads(message).get("timeout", 10.0))
-                checks[_fork_check(connection, control)] = _Check(connection,
-                                                                  time.monotonic() + timeout + KILL_GRACE)
+                others = [check.connection for check in checks.values()]
+                checks[_fork_check(connection, control, others)] = _Check(
+                    connection, time.monotonic() + timeout + KILL_GRACE)
             else:
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_read, 4096)
