@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # POST /api/v1/import takes a whole exported session (model and resume checkpoint): its own bound.
     max_upload_bytes: int = Field(64_000_000, ge=1_000, le=2_000_000_000)
     cors_origins: list[str] = Field(default_factory=lambda: list(DEFAULT_CORS_ORIGINS))
+    # The web lab at / (rewards_api.ui); off, the server is the API alone (one NiceGUI mount per process).
+    web_ui: bool = True
     # S3-compatible storage for /push_model and the shared leaderboard; credentials come only from the
     # standard AWS chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, an instance role...), never from these settings.
     s3_bucket: str | None = None

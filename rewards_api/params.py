@@ -11,6 +11,7 @@ that back into ``[{"parameter", "message"}]`` with the same messages.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import numbers
@@ -41,8 +42,10 @@ __all__ = [
     "TrainingParams",
     "as_fraction",
     "check_reward_function",
+    "configuration_from_hidden",
     "describe_errors",
     "first_error_message",
+    "hidden_sizes",
     "parse_model_configuration",
     "validation_errors",
 ]
@@ -137,6 +140,19 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value.strip().lower() not in choices:
         raise ParameterError(name, value, accepted)
     return value.strip().lower()
+
+
+def configuration_from_hidden(hidden: list[int]) -> str:
+    """The ``model_configuration`` of a network with these hidden layer sizes: ``[9]`` is
+    ``"[[5, 9], [9, 3]]"`` (the radars in, the actions out); ``[]`` is one layer, radars to actions."""
+    sizes = [NUM_RADARS, *hidden, NUM_ACTIONS]
+    return json.dumps([list(pair) for pair in itertools.pairwise(sizes)])
+
+
+def hidden_sizes(layers: list[tuple[int, int]] | list[list[int]]) -> list[int]:
+    """The hidden layer sizes of ``[(in, out), ...]`` layers: the inverse of
+    :func:`configuration_from_hidden`."""
+    return [int(out) for _, out in layers[:-1]]
 
 
 def parse_model_configuration(value: Any) -> list[tuple[int, int]]:

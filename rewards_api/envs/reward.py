@@ -60,6 +60,31 @@ PARAM_KEYS: tuple[str, ...] = (
 )
 """Every key of the ``params`` dict given to a reward function."""
 
+PARAM_DESCRIPTIONS: dict[str, str] = {
+    "is_alive": "True while the car is on the asphalt after this step",
+    "observation": "the 5 radar distances in pixels, right to left (the network's inputs)",
+    "radars": "the same 5 radar distances in pixels, right to left",
+    "direction": "the action just taken: -1 left, 1 right, 0 straight on",
+    "rotational_velocity": "degrees turned by a turning step (15)",
+    "steering_angle": "this step's steering in degrees: +15 left, -15 right, 0 straight",
+    "car_location": "the car's position [x, y] in pixels",
+    "x": "the car's x in pixels (to the right)",
+    "y": "the car's y in pixels (downwards, as in the track picture)",
+    "heading": "the car's heading in degrees, (-180, 180], counter-clockwise, 0 = east",
+    "speed": "pixels driven per step (10)",
+    "progress": "per cent of the lap driven, 0-100",
+    "steps": "steps in this episode, this one included",
+    "distance_from_center": "pixels from the centre line of the track",
+    "track_width": "the track's width in pixels",
+    "is_left_of_center": "True when the car is left of the centre line",
+    "is_offtrack": "True when the car left the asphalt (the opposite of is_alive)",
+    "closest_waypoints": "[previous, next] indices into waypoints around the car",
+    "waypoints": "the centre line's (x, y) points, in driving order",
+    "track_length": "the centre line's length in pixels",
+}
+"""One line on each ``params`` key, for people writing reward functions (the web lab's reference)."""
+
+
 DEFAULT_REWARD_SOURCE = '''def reward_function(params):
     """+1 for every step the car stays on the track."""
     if params["is_alive"]:
@@ -67,6 +92,29 @@ DEFAULT_REWARD_SOURCE = '''def reward_function(params):
     return 0
 '''
 """The original UI's starting reward function, as source text."""
+
+EXAMPLE_REWARDS: dict[str, str] = {
+    "Stay alive": DEFAULT_REWARD_SOURCE,
+    "Keep to the centre": '''def reward_function(params):
+    """The closer to the centre line, the more reward; nothing off the track."""
+    if not params["is_alive"]:
+        return 0
+    half_width = params["track_width"] / 2
+    return max(0.0, 1 - params["distance_from_center"] / half_width)
+''',
+    "Go fast on straights": '''def reward_function(params):
+    """Reward driving straight on when the road ahead is clear, and progress round the lap."""
+    if not params["is_alive"]:
+        return 0
+    ahead = params["radars"][2]  # the middle radar looks straight ahead
+    straight_on = params["direction"] == 0
+    reward = 1 + params["progress"] / 100
+    if straight_on and ahead > 100:
+        reward += 1
+    return reward
+''',
+}
+"""Starter reward functions by title: each one passes the server's check and teaches something."""
 
 _FLOAT_MAX = sys.float_info.max
 _MESSAGE_LIMIT = 300  # characters of an exception's text quoted in an error

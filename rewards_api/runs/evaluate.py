@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import gymnasium as gym
 import numpy as np
@@ -121,6 +122,7 @@ def evaluate(
         "laps_completed": sum(r.lap_complete for r in results),
         "mean_progress": round(float(np.mean([r.progress for r in results])), 2),
         "total_elapsed_time": round(elapsed, 4),
+        "evaluated_at": datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f"),
     }
     key = str(track)
 

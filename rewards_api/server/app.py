@@ -149,4 +149,8 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
         log.error("session files: %s", exc)
         return error(500, f"the session's files could not be read: {exc}")
 
+    if settings.web_ui:
+        from ..ui import mount
+
+        mount(app, auth_on=token is not None)
     return app

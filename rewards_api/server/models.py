@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..params import AgentParams, EnvParams, ParameterError, TrainingParams
 from ..store import validate_session_id
@@ -60,6 +60,18 @@ class RewardFunctionRequest(SessionRequest):
     """``POST /write_reward_fn``."""
 
     reward_function: str
+
+
+class RewardCheckRequest(BaseModel):
+    """``POST /check_reward_fn``: a reward function to check before any session holds it."""
+
+    reward_function: str
+
+
+class WhoAmIResponse(BaseModel):
+    status: int = 200
+    user: str | None = Field(description="The user the token belongs to; null for the server's owner.")
+    owner: bool = Field(description="Whether the caller is the server's owner (an admin).")
 
 
 def params_of(request: BaseModel) -> dict[str, Any]:

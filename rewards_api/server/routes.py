@@ -30,10 +30,12 @@ from .models import (
     FinalScoreResponse,
     MessageResponse,
     ModelHistoryResponse,
+    RewardCheckRequest,
     RewardFunctionRequest,
     SessionParams,
     TrainingParamsRequest,
     TrainingParamsResponse,
+    WhoAmIResponse,
     check_session_id,
     params_of,
 )
@@ -137,6 +139,20 @@ def write_reward_fn(store: Store, body: RewardFunctionRequest) -> JSONResponse:
                                            context=REWARD_CHECKED)
     stored = store.write_training_params(body.session_id, params)
     return ok(message="reward function written", training_params=stored)
+
+
+@router.post("/check_reward_fn", summary="Check a reward function without saving it (errors name its line)",
+             response_model=MessageResponse)
+def check_reward_fn(body: RewardCheckRequest) -> JSONResponse:
+    check_reward_source(body.reward_function)
+    TrainingParams.model_validate({"reward_function": body.reward_function}, context=REWARD_CHECKED)
+    return ok(message="the reward function is valid: it ran on sample cars and returned numbers")
+
+
+@router.get("/whoami", summary="Who the token belongs to (the web lab's sign-in check)",
+            response_model=WhoAmIResponse)
+async def whoami(caller: CurrentCaller) -> JSONResponse:
+    return ok(user=caller.name, owner=caller.is_owner)
 
 
 @router.get("/get_all_params", summary="Every parameter and metric of a session",

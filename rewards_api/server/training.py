@@ -41,6 +41,11 @@ Fresh = Annotated[bool, Query(description=(
     "model. Ignored when the session is already training."))]
 
 
+WatchStarts = Annotated[bool, Query(description=(
+    "Start a training when the session is not training (the original's behaviour). With false, only "
+    "watch: a 409 when the session has no queued or running training."))]
+
+
 def jobs_of(request: Request) -> JobManager:
     return request.app.state.jobs
 
@@ -59,12 +64,25 @@ async def _start(request: Request, caller: Caller, store: SessionStore, session_
     return status.to_dict()
 
 
+async def _active_job(request: Request, caller: Caller, store: SessionStore, session_id: str) -> None:
+    if not await asyncio.to_thread(store.exists, session_id):
+        raise SessionNotFound(session_id)
+    status = jobs_of(request).status(session_id, caller.name)
+    if status is None or not status.active:
+        raise HTTPException(409, f"session {session_id!r} is not training: start it with POST /train, or "
+                            "watch with start=true")
+
+
 @router.get("/stream", summary="Watch the session train (MJPEG); starts training if it is not training",
             response_class=StreamingResponse,
-            responses={200: {"content": {MJPEG_MEDIA_TYPE: {}}}, **START_REFUSALS})
+            responses={200: {"content": {MJPEG_MEDIA_TYPE: {}}}, 409: {"model": ErrorResponse},
+                       **START_REFUSALS})
 async def stream(request: Request, caller: CurrentCaller, store: Store, session_id: SessionId,
-                 fresh: Fresh = False) -> StreamingResponse:
-    await _start(request, caller, store, session_id, fresh)
+                 fresh: Fresh = False, start: WatchStarts = True) -> StreamingResponse:
+    if start:
+        await _start(request, caller, store, session_id, fresh)
+    else:
+        await _active_job(request, caller, store, session_id)
     views: LiveViews = request.app.state.live_views
     view = await views.view(session_id, caller.name)
     return mjpeg_response(view.parts())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +160,8 @@ def test_evaluation_records_its_metrics_in_the_seed_shape(store: SessionStore) -
     run(store, name)
     metrics = evaluate(store, name, "evaluation", 1, num_trials=3)
     assert set(metrics) == {"num_trials", "record", "mean_score", "laps_completed", "mean_progress",
-                            "total_elapsed_time"}
+                            "total_elapsed_time", "evaluated_at"}
+    assert datetime.strptime(metrics["evaluated_at"], "%Y-%m-%d %H:%M:%S.%f") <= datetime.now()
     assert metrics["num_trials"] == 3 and 0 <= metrics["laps_completed"] <= 3
     assert metrics["record"] >= metrics["mean_score"] and 0 <= metrics["mean_progress"] <= 100
     evaluate(store, name, "training", 2)

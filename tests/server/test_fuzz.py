@@ -117,7 +117,7 @@ ADDITIONAL_CHECKS = [status_field_matches]
 def _document() -> dict[str, Any]:
     """The OpenAPI document of an app built like ``rewards-api serve`` builds it (nothing is started)."""
     home = Path(tempfile.gettempdir()) / "rewards-fuzz-unused-home"
-    return create_app(Settings(home=home, token=TOKEN), TOKEN).openapi()
+    return create_app(Settings(home=home, token=TOKEN, web_ui=False), TOKEN).openapi()
 
 
 def _config() -> schemathesis.Config:

@@ -150,7 +150,7 @@ def test_push_model_refuses_what_it_cannot_push(classroom: Classroom, evaluated_
 
 def test_without_a_bucket_push_and_the_user_list_say_how_to_set_one(tmp_path: Path) -> None:
     # In process, without the app's lifespan (no trainings here): a third server would only add start-up time.
-    app = create_app(Settings(home=tmp_path / "home", s3_bucket=None), TOKEN)
+    app = create_app(Settings(home=tmp_path / "home", s3_bucket=None, web_ui=False), TOKEN)
 
     async def ask() -> list[httpx.Response]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://rewards",

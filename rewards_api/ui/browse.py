@@ -1,0 +1,83 @@
+"""The environments on offer (with the car racer's tracks as pictures) and the leaderboard."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import ui
+
+from .frame import attempt, frame, page_body, sign_in
+
+LEADERBOARD_COLUMNS = (("rank", "#"), ("who", "User"), ("session_id", "Model"), ("score", "Score"),
+                       ("record", "Best on unseen track"), ("laps", "Laps"), ("progress", "Progress"),
+                       ("source", "From"))
+
+
+def track_title(file_name: str) -> str:
+    """ "track-2.png" as "Training track 2"; the evaluation track's picture as what it is for."""
+    if file_name.startswith("track-"):
+        return f"Training track {file_name.removeprefix('track-').removesuffix('.png')}"
+    return "Evaluation track (never trained on)"
+
+
+@ui.page("/environments")
+async def environments_page(request: Request) -> RedirectResponse | None:
+    lab = await sign_in(request)
+    if isinstance(lab, RedirectResponse):
+        return lab
+    frame(lab, "Environments")
+    environments = await attempt(lab.call("GET", "/get_all_envs"), "list the environments") or []
+    tracks = await attempt(lab.call("GET", "/get_all_tracks"), "list the tracks") or []
+    with page_body():
+        ui.label("Environments").classes("text-2xl font-bold")
+        for environment in environments:
+            released = environment["isReleased"]
+            with ui.card().classes("w-full").props(f'data-testid="env-{environment["id"]}"'):
+                with ui.row().classes("items-center"):
+                    ui.label(environment["name"]).classes("text-lg font-bold")
+                    ui.badge("available" if released else "coming soon",
+                             color="positive" if released else "grey")
+                ui.label(environment["description"]).classes("text-sm")
+                if released:
+                    with ui.element("div").classes("grid grid-cols-2 md:grid-cols-4 gap-3 w-full"):
+                        for name in [*tracks, "evaluation-track-1.png"]:
+                            with ui.column().classes("gap-1"):
+                                ui.image(lab.url(f"tracks/{name}")).classes("w-full rounded border")
+                                ui.label(track_title(name)).classes("text-sm text-center w-full")
+                    ui.button("Create a model on it", icon="add", on_click=lambda: ui.navigate.to("/new"))
+    return None
+
+
+@ui.page("/leaderboard")
+async def leaderboard_page(request: Request) -> RedirectResponse | None:
+    lab = await sign_in(request)
+    if isinstance(lab, RedirectResponse):
+        return lab
+    frame(lab, "Leaderboard")
+    answer = await attempt(lab.call("GET", "/leaderboard"), "read the leaderboard")
+    with page_body():
+        ui.label("Leaderboard").classes("text-2xl font-bold")
+        ui.label("Evaluated models, best first: the score is each evaluated track's best score divided by "
+                 "the trials, summed; ties go to more laps, then more progress on the unseen track.") \
+            .classes("text-sm text-gray-600")
+        if answer is None:
+            return None
+        if answer.get("bucket_error"):
+            ui.label(f"The shared bucket could not be read: {answer['bucket_error']}").classes("text-warning")
+        rows = [{
+            "rank": entry["rank"], "who": entry["user"] or "owner", "session_id": entry["session_id"],
+            "score": entry["score"], "record": "—" if entry["record"] is None else entry["record"],
+            "laps": ("—" if entry["laps_completed"] is None
+                     else f"{entry['laps_completed']} / {entry['num_trials']}"),
+            "progress": "—" if entry["mean_progress"] is None else f"{entry['mean_progress']:.0f} %",
+            "source": "this server" if entry["source"] == "local" else "shared bucket",
+        } for entry in answer["leaderboard"]]
+        if not rows:
+            ui.label("No evaluated models yet: evaluate one and it appears here.") \
+                .props('data-testid="leaderboard-empty"')
+            return None
+        columns = [{"name": key, "label": label, "field": key, "align": "left"}
+                   for key, label in LEADERBOARD_COLUMNS]
+        ui.table(columns=columns, rows=rows, row_key="rank").classes("w-full") \
+            .props('data-testid="leaderboard"')
+    return None

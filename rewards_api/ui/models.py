@@ -1,0 +1,235 @@
+""""Your models": a card per session with its dates, configuration, record, score graph, evaluations and
+actions (train, watch, stop, evaluate, retrain on another track, push, export, delete)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import ui
+
+from .client import ApiError, LabClient
+from .frame import attempt, frame, page_body, sign_in, when
+
+TRACK_CHOICES = {("training", "1"): "Training track 1", ("training", "2"): "Training track 2",
+                 ("training", "3"): "Training track 3", ("evaluation", "1"): "Evaluation track (unseen)"}
+STATE_COLOURS = {"queued": "orange", "running": "positive", "finished": "grey", "stopped": "grey",
+                 "failed": "negative"}
+
+
+def evaluation_rows(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """The card's evaluations as table rows: one per evaluated track."""
+    rows = []
+    for mode, tracks in card["evaluation"].items():
+        for track, metrics in tracks.items():
+            if metrics:
+                rows.append({"track": TRACK_CHOICES.get((mode, track), f"{mode} {track}"),
+                             "record": metrics["record"],
+                             "laps": f"{metrics['laps_completed']} / {metrics['num_trials']}",
+                             "progress": f"{metrics['mean_progress']:.0f} %"})
+    return rows
+
+
+def evaluation_table(card: dict[str, Any]) -> None:
+    rows = evaluation_rows(card)
+    if not rows:
+        ui.label("Not evaluated yet").classes("text-sm text-gray-500")
+        return
+    columns = [{"name": key, "label": label, "field": key, "align": "left"} for key, label in
+               (("track", "Track"), ("record", "Best score"), ("laps", "Laps"), ("progress", "Progress"))]
+    ui.table(columns=columns, rows=rows).props("dense flat").classes("w-full") \
+        .props('data-testid="evaluation-results"')
+
+
+@ui.page("/")
+async def models_page(request: Request) -> RedirectResponse | None:
+    lab = await sign_in(request)
+    if isinstance(lab, RedirectResponse):
+        return lab
+    frame(lab, "Your models")
+    with page_body():
+        with ui.row().classes("w-full items-center"):
+            ui.label("Your models").classes("text-2xl font-bold")
+            ui.space()
+            ui.button("New model", icon="add", on_click=lambda: ui.navigate.to("/new")) \
+                .props('data-testid="new-model"')
+        cards = ModelCards(lab)
+        await cards.show()
+        ui.timer(2.0, cards.follow_jobs)
+    return None
+
+
+class ModelCards:
+    """The grid of cards, redrawn when a job changes state (checked every two seconds)."""
+
+    def __init__(self, lab: LabClient) -> None:
+        self.lab = lab
+        self.states: dict[str, str] = {}
+        self.grid = ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 xl:grid-cols-3 gap-4 w-full")
+
+    async def show(self) -> None:
+        ids = await attempt(self.lab.session_ids(), "list your models")
+        jobs = await attempt(self.lab.jobs(), "read the trainings") or {}
+        self.states = {name: job["state"] for name, job in jobs.items()}
+        cards = await asyncio.gather(*(self.lab.model_info(name) for name in ids or []),
+                                     return_exceptions=True)
+        self.grid.clear()
+        with self.grid:
+            if not ids:
+                with ui.card().classes("col-span-full items-center p-8"):
+                    ui.icon("directions_car", size="xl", color="primary")
+                    ui.label("No models yet").classes("text-lg font-bold")
+                    ui.label("Create one: pick a track, a network and write a reward function.")
+                    ui.button("Create your first model", on_click=lambda: ui.navigate.to("/new"))
+            for name, card in zip(ids or [], cards, strict=True):
+                if isinstance(card, ApiError):
+                    with ui.card():
+                        ui.label(name).classes("text-lg font-bold")
+                        ui.label(f"Its files could not be read: {card.message}").classes("text-negative")
+                elif isinstance(card, BaseException):
+                    raise card
+                else:
+                    self.card(card, jobs.get(name))
+
+    async def follow_jobs(self) -> None:
+        try:
+            jobs = await self.lab.jobs()
+        except ApiError:
+            return
+        states = {name: job["state"] for name, job in jobs.items()}
+        if states != self.states:
+            await self.show()
+
+    def card(self, card: dict[str, Any], job: dict[str, Any] | None) -> None:
+        name = card["session_id"]
+        model = card["model"]
+        state = job["state"] if job else "idle"
+        active = state in ("queued", "running")
+        with ui.card().classes("w-full gap-2").props(f'data-testid="card-{name}"'):
+            with ui.row().classes("w-full items-center no-wrap"):
+                ui.label(name).classes("text-lg font-bold truncate")
+                ui.space()
+                ui.badge(state, color=STATE_COLOURS.get(state, "grey-5")).props(f'data-testid="state-{name}"')
+            ui.label(f"created {when(card['created'])} · last trained {when(card['last_trained'])}") \
+                .classes("text-xs text-gray-500")
+            hidden = ", ".join(str(out) for _, out in model["layers"][:-1]) or "none"
+            ui.label(f"track {card['track']} · hidden layers {hidden} · {model['loss_fn']} · "
+                     f"{model['optimizer']} · lr {model['learning_rate']:g} · gamma {model['gamma']:g} · "
+                     f"epsilon {model['epsilon']:g} · {model['num_episodes']} episodes").classes("text-sm")
+            record = "—" if card["record"] is None else f"{card['record']:g}"
+            ui.label(f"record {record} · {card['episodes_trained']} episodes trained") \
+                .classes("text-sm font-medium")
+            if card["episodes_trained"]:
+                ui.image(self.lab.url("model_plot.png", session_id=name, width=360, height=120,
+                                      v=card["episodes_trained"])).classes("w-full rounded")
+            evaluation_table(card)
+            with ui.row().classes("gap-1 flex-wrap"):
+                if active:
+                    ui.button("Watch", icon="visibility",
+                              on_click=lambda: ui.navigate.to(f"/models/{name}/train")) \
+                        .props(f'dense data-testid="watch-{name}"')
+                    ui.button("Stop", icon="stop", color="negative", on_click=lambda: self.stop(name)) \
+                        .props(f'dense data-testid="stop-{name}"')
+                else:
+                    ui.button("Train", icon="play_arrow", on_click=lambda: self.train(name)) \
+                        .props(f'dense data-testid="train-{name}"')
+                    ui.button("Watch", icon="visibility",
+                              on_click=lambda: ui.navigate.to(f"/models/{name}/train")) \
+                        .props(f'dense flat data-testid="watch-{name}"')
+                ui.button("Evaluate", icon="flag", on_click=lambda: self.evaluate_dialog(name)) \
+                    .props(f'dense flat data-testid="evaluate-{name}"').set_enabled(card["trained_model"])
+                ui.button("Retrain", icon="alt_route", on_click=lambda: self.retrain_dialog(card)) \
+                    .props(f'dense flat data-testid="retrain-{name}"').set_enabled(not active)
+                ui.button("Push", icon="cloud_upload", on_click=lambda: self.push_dialog(name)) \
+                    .props(f'dense flat data-testid="push-{name}"')
+                ui.button("Export", icon="download",
+                          on_click=lambda: ui.download(self.lab.url("export", session_id=name))) \
+                    .props(f'dense flat data-testid="export-{name}"')
+                ui.button("Delete", icon="delete", color="negative",
+                          on_click=lambda: self.delete_dialog(name)) \
+                    .props(f'dense flat data-testid="delete-{name}"').set_enabled(not active)
+
+    async def train(self, name: str) -> None:
+        if await attempt(self.lab.train(name), f"start training {name}") is not None:
+            ui.navigate.to(f"/models/{name}/train")
+
+    async def stop(self, name: str) -> None:
+        if await attempt(self.lab.stop(name), f"stop {name}") is not None:
+            ui.notify(f"Stopping {name}: what it learned is kept")
+
+    def evaluate_dialog(self, name: str) -> None:
+        with ui.dialog() as dialog, ui.card().classes("gap-3"):
+            ui.label(f"Evaluate {name}").classes("text-lg font-bold")
+            ui.label("The best network drives 5 trials without exploring.").classes("text-sm")
+            choice = ui.select({f"{mode}:{track}": label for (mode, track), label in TRACK_CHOICES.items()},
+                               value="evaluation:1", label="Track").classes("w-64") \
+                .props('data-testid="evaluate-track"')
+
+            def go() -> None:
+                mode, track = choice.value.split(":")
+                dialog.close()
+                ui.navigate.to(f"/models/{name}/evaluate?mode={mode}&track={track}")
+
+            with ui.row():
+                ui.button("Evaluate", on_click=go).props('data-testid="evaluate-go"')
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+        dialog.open()
+
+    def retrain_dialog(self, card: dict[str, Any]) -> None:
+        name = card["session_id"]
+        with ui.dialog() as dialog, ui.card().classes("gap-3"):
+            ui.label(f"Retrain {name}").classes("text-lg font-bold")
+            ui.label("Training again continues from the saved network (a warm start) on the track you "
+                     "pick; start over to forget what it learned.").classes("text-sm max-w-sm")
+            track = ui.select({n: f"Training track {n}" for n in (1, 2, 3)}, value=card["track"],
+                              label="Track").classes("w-64").props('data-testid="retrain-track"')
+            fresh = ui.checkbox("Start over with a new network")
+
+            async def go() -> None:
+                env = {**card["environment"], "environment_world": track.value, "session_id": name}
+                if await attempt(self.lab.call("POST", "/write_env_params", json=env), "change the track"):
+                    dialog.close()
+                    if await attempt(self.lab.train(name, fresh=fresh.value), f"start training {name}"):
+                        ui.navigate.to(f"/models/{name}/train")
+
+            with ui.row():
+                ui.button("Train", on_click=go).props('data-testid="retrain-go"')
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+        dialog.open()
+
+    def push_dialog(self, name: str) -> None:
+        with ui.dialog() as dialog, ui.card().classes("gap-3"):
+            ui.label(f"Push {name} to the shared leaderboard").classes("text-lg font-bold")
+            ui.label("Uploads the trained and evaluated model to the server's bucket.").classes("text-sm")
+            user_id = ui.input("User id", value=self.lab.user or "").props('data-testid="push-user-id"')
+            shown = ui.input("Name shown on the leaderboard", value=self.lab.user or "")
+
+            async def go() -> None:
+                body = {"session_id": name, "user_id": user_id.value, "user": shown.value or user_id.value}
+                if await attempt(self.lab.call("POST", "/push_model", json=body), f"push {name}"):
+                    dialog.close()
+                    ui.notify(f"{name} pushed", type="positive")
+
+            with ui.row():
+                ui.button("Push", on_click=go).props('data-testid="push-go"')
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+        dialog.open()
+
+    def delete_dialog(self, name: str) -> None:
+        with ui.dialog() as dialog, ui.card().classes("gap-3"):
+            ui.label(f"Delete {name}?").classes("text-lg font-bold")
+            ui.label("Its network, metrics and evaluations are removed for good. Export it first to keep "
+                     "a copy.").classes("text-sm max-w-sm")
+
+            async def go() -> None:
+                if await attempt(self.lab.delete(name), f"delete {name}") is not None:
+                    dialog.close()
+                    ui.notify(f"{name} deleted")
+                    await self.show()
+
+            with ui.row():
+                ui.button("Delete", color="negative", on_click=go).props('data-testid="delete-confirm"')
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+        dialog.open()
