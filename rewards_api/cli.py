@@ -578,7 +578,7 @@ def serve(
         application = create_app(settings, secret)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"
-    console.print(f"rewards server on {url}  (API docs: {url}docs)", highlight=False)
+    console.print(f"rewards server on {url}  (web lab: {url} · API docs: {url}docs)", highlight=False)
     console.print(f"  sessions in {settings.home}", highlight=False)
     if settings.s3_bucket:
         storage = f" at {settings.s3_endpoint_url}" if settings.s3_endpoint_url else ""
@@ -586,7 +586,7 @@ def serve(
     if secret is None:
         console.print("  auth is OFF (--no-auth): only this machine can reach it", highlight=False)
     else:
-        console.print(f"  token: {url}?token={secret}", highlight=False)
+        console.print(f"  open the web lab, signed in: {url}?token={secret}", highlight=False)
         console.print("  send it as 'Authorization: Bearer <token>' or '?token=<token>'", highlight=False)
     uvicorn.run(application, host=host, port=port, log_level="info")
 

@@ -6,7 +6,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
-from .frame import attempt, frame, page_body, sign_in
+from .frame import attempt, frame, page_body, score, sign_in
 
 LEADERBOARD_COLUMNS = (("rank", "#"), ("who", "User"), ("session_id", "Model"), ("score", "Score"),
                        ("record", "Best on unseen track"), ("laps", "Laps"), ("progress", "Progress"),
@@ -66,7 +66,7 @@ async def leaderboard_page(request: Request) -> RedirectResponse | None:
             ui.label(f"The shared bucket could not be read: {answer['bucket_error']}").classes("text-warning")
         rows = [{
             "rank": entry["rank"], "who": entry["user"] or "owner", "session_id": entry["session_id"],
-            "score": entry["score"], "record": "—" if entry["record"] is None else entry["record"],
+            "score": score(entry["score"]), "record": score(entry["record"]),
             "laps": ("—" if entry["laps_completed"] is None
                      else f"{entry['laps_completed']} / {entry['num_trials']}"),
             "progress": "—" if entry["mean_progress"] is None else f"{entry['mean_progress']:.0f} %",

@@ -105,6 +105,11 @@ async def attempt(action: Awaitable[T], doing: str) -> T | None:
         return None
 
 
+def score(value: float | None) -> str:
+    """A score as people read it: one decimal ("—" for none)."""
+    return "—" if value is None else f"{value:.1f}"
+
+
 def when(stamp: dict[str, Any] | None) -> str:
     """``{"date", "time"}`` as "2026-11-24 14:03", or "never"."""
     if not stamp:

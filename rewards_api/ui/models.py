@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from .client import ApiError, LabClient
-from .frame import attempt, frame, page_body, sign_in, when
+from .frame import attempt, frame, page_body, score, sign_in, when
 
 TRACK_CHOICES = {("training", "1"): "Training track 1", ("training", "2"): "Training track 2",
                  ("training", "3"): "Training track 3", ("evaluation", "1"): "Evaluation track (unseen)"}
@@ -26,7 +26,7 @@ def evaluation_rows(card: dict[str, Any]) -> list[dict[str, Any]]:
         for track, metrics in tracks.items():
             if metrics:
                 rows.append({"track": TRACK_CHOICES.get((mode, track), f"{mode} {track}"),
-                             "record": metrics["record"],
+                             "record": score(metrics["record"]),
                              "laps": f"{metrics['laps_completed']} / {metrics['num_trials']}",
                              "progress": f"{metrics['mean_progress']:.0f} %"})
     return rows
@@ -67,7 +67,7 @@ class ModelCards:
     def __init__(self, lab: LabClient) -> None:
         self.lab = lab
         self.states: dict[str, str] = {}
-        self.grid = ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 xl:grid-cols-3 gap-4 w-full")
+        self.grid = ui.element("div").classes("grid grid-cols-1 lg:grid-cols-2 2xl:grid-cols-3 gap-4 w-full")
 
     async def show(self) -> None:
         ids = await attempt(self.lab.session_ids(), "list your models")
@@ -118,8 +118,7 @@ class ModelCards:
             ui.label(f"track {card['track']} · hidden layers {hidden} · {model['loss_fn']} · "
                      f"{model['optimizer']} · lr {model['learning_rate']:g} · gamma {model['gamma']:g} · "
                      f"epsilon {model['epsilon']:g} · {model['num_episodes']} episodes").classes("text-sm")
-            record = "—" if card["record"] is None else f"{card['record']:g}"
-            ui.label(f"record {record} · {card['episodes_trained']} episodes trained") \
+            ui.label(f"record {score(card['record'])} · {card['episodes_trained']} episodes trained") \
                 .classes("text-sm font-medium")
             if card["episodes_trained"]:
                 ui.image(self.lab.url("model_plot.png", session_id=name, width=360, height=120,

@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from .client import ApiError, LabClient
-from .frame import attempt, frame, page_body, sign_in
+from .frame import attempt, frame, page_body, score, sign_in
 from .models import TRACK_CHOICES, evaluation_table
 
 ACTIVE = ("queued", "running")
@@ -90,8 +90,7 @@ class TrainingView:
                 ui.button("Train", icon="play_arrow", on_click=lambda: self.train(False)) \
                     .props('data-testid="train"')
                 if card["trained_model"]:
-                    ui.button("Start over", icon="restart_alt", on_click=lambda: self.train(True)) \
-                        .props("flat")
+                    ui.button("Start over", icon="restart_alt", on_click=self.confirm_fresh).props("flat")
                     ui.button("Evaluate", icon="flag",
                               on_click=lambda: ui.navigate.to(f"/models/{self.name}/evaluate")) \
                         .props('flat data-testid="evaluate"')
@@ -112,8 +111,7 @@ class TrainingView:
                 with ui.row().classes("gap-6 flex-wrap"):
                     self.episode = stat("episode", f"{len(scores)} / {episodes}", "episode")
                     self.speed = stat("steps / s", "—", "steps-per-second")
-                    record = card["record"]
-                    self.record = stat("record", "—" if record is None else f"{record:g}", "record")
+                    self.record = stat("record", score(card["record"]), "record")
                     self.epsilon = stat("epsilon", "—", "epsilon")
                 self.chart = score_chart(scores, means)
         if self.active:
@@ -146,6 +144,21 @@ class TrainingView:
     async def train(self, fresh: bool) -> None:
         if await attempt(self.lab.train(self.name, fresh=fresh), f"start training {self.name}") is not None:
             ui.navigate.reload()
+
+    def confirm_fresh(self) -> None:
+        with ui.dialog() as dialog, ui.card().classes("gap-3"):
+            ui.label(f"Start {self.name} over?").classes("text-lg font-bold")
+            ui.label("A new network starts from scratch: the saved one, its scores and its runs are "
+                     "replaced. Export the model first to keep a copy.").classes("text-sm max-w-sm")
+
+            async def go() -> None:
+                dialog.close()
+                await self.train(True)
+
+            with ui.row():
+                ui.button("Start over", color="negative", on_click=go)
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+        dialog.open()
 
     async def stop(self) -> None:
         if await attempt(self.lab.stop(self.name), f"stop {self.name}") is not None:
@@ -222,11 +235,11 @@ class EvaluationView:
         self.results.clear()
         with self.results:
             with ui.row().classes("gap-6"):
-                stat("best score", f"{metrics['record']:g}", "evaluation-record")
+                stat("best score", score(metrics["record"]), "evaluation-record")
                 stat("laps", f"{metrics['laps_completed']} / {metrics['num_trials']}", "evaluation-laps")
                 stat("progress", f"{metrics['mean_progress']:.0f} %", "evaluation-progress")
-            ui.label(f"Final evaluation score {card['final_eval_score']:g} (best score ÷ trials, summed over "
-                     "the tracks evaluated)").classes("text-sm")
+            ui.label(f"Final evaluation score {score(card['final_eval_score'])} (best score ÷ trials, "
+                     "summed over the tracks evaluated)").classes("text-sm")
             evaluation_table(card)
         self.status.text = "Playing the trials…"
 

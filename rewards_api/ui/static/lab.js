@@ -36,7 +36,7 @@ window.rewardsLab = (function () {
       scores.push([event.episode, event.score]);
       means.push([event.episode, event.mean_score]);
       text(options.episode, `${event.episode} / ${total}`);
-      text(options.record, String(event.record));
+      text(options.record, Number(event.record).toFixed(1));
       text(options.epsilon, Number(event.epsilon).toFixed(3));
       const now = performance.now();
       if (last === null) {
