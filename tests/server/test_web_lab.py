@@ -67,7 +67,8 @@ def shot(driver: webdriver.Chrome, name: str) -> Path:
     """Keep a screenshot of the whole page as a test artefact."""
     time.sleep(0.3)  # let transitions settle
     wait(driver, lambda d: d.execute_script(
-        "return [...document.images].every(image => image.complete)"), what="the pictures to load")
+        "return [...document.images].every(image => image.complete)"
+        " && !document.querySelector('.q-img__loading')"), what="the pictures to load")
     path = ARTIFACTS / f"{name}.png"
     size = driver.get_window_size()
     height = driver.execute_script("return document.documentElement.scrollHeight")
