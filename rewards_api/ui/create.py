@@ -211,7 +211,8 @@ class Wizard:
                     self.verdict = ui.label().classes("text-sm whitespace-pre-wrap") \
                         .props('data-testid="reward-verdict"')
                 with ui.expansion("params reference", icon="menu_book", value=True) \
-                        .classes("w-full border rounded text-sm"):
+                        .classes("w-full border rounded text-sm"), \
+                        ui.column().classes("gap-1 max-h-72 overflow-auto w-full"):
                     for key, text in PARAM_DESCRIPTIONS.items():
                         with ui.row().classes("gap-1 no-wrap"):
                             ui.label(key).classes("font-mono text-primary")

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,17 +42,32 @@ def browser_paths() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(tmp_path_factory.mktemp("lab") / "home", "--token", TOKEN)
+def bucket(s3_server: Any) -> str:
+    return s3_server.new_bucket()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, s3_server: Any, bucket: str) -> Iterator[Server]:
+    """A server whose models can be pushed to a bucket (moto's S3 server on loopback)."""
+    storage = {"REWARDS_S3_BUCKET": bucket, "REWARDS_S3_ENDPOINT_URL": s3_server.url}
+    running = start_server(tmp_path_factory.mktemp("lab") / "home", "--token", TOKEN,
+                           env={**s3_server.env(), **storage})
     yield running
     stop_server(running)
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(downloads: Path) -> Iterator[webdriver.Chrome]:
     chromium, driver_path = browser_paths()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      f"--window-size={LAPTOP[0]},{LAPTOP[1]}", "--lang=en-US"):
         options.add_argument(argument)
@@ -224,6 +240,34 @@ def train_watch_the_video_and_chart_then_stop(lab: Server, browser: webdriver.Ch
     shot(browser, "09-training-stopped")
 
 
+def choose(driver: webdriver.Chrome, testid: str, option: str) -> None:
+    """Pick ``option`` in a Quasar select."""
+    click(driver, testid)
+    wait(driver, lambda d: [item for item in d.find_elements(By.CSS_SELECTOR, ".q-menu .q-item")
+                            if item.text == option], what=f"the option {option}")[0].click()
+
+
+def retrain_on_another_track(lab: Server, browser: webdriver.Chrome) -> None:
+    browser.get(f"{lab.url}/")
+    click(browser, f"retrain-{MODEL}")
+    choose(browser, "retrain-track", "Training track 3")
+    shot(browser, "10-retrain-on-track-3")
+    click(browser, "retrain-go")
+    wait(browser, lambda d: d.current_url.endswith(f"/models/{MODEL}/train"), what="the training view")
+    by_id(browser, "video")
+    with lab.client() as api:
+        assert api.get("/api/v1/get_all_params", params={"session_id": MODEL}).json()[
+            "env_params"]["environment_world"] == 3
+        episodes_before = api.get(f"/api/v1/jobs/{MODEL}").json()["episode"]
+    wait(browser, lambda d: int(text_of(d, "episode").split("/")[0]) > episodes_before + 5, timeout=60,
+         what="episodes on track 3")
+    click(browser, "stop")
+    wait(browser, lambda d: present(d, "train") and not present(d, "video"), timeout=30, what="the stop")
+    with lab.client() as api:
+        runs = api.get("/api/v1/model_info", params={"session_id": MODEL}).json()["runs"]
+    assert [run["start"] for run in runs] == ["fresh", "warm"] and runs[1]["track"] == "training-3"
+
+
 def evaluate_on_the_unseen_track(lab: Server, browser: webdriver.Chrome) -> None:
     browser.get(f"{lab.url}/")
     click(browser, f"evaluate-{MODEL}")
@@ -236,14 +280,37 @@ def evaluate_on_the_unseen_track(lab: Server, browser: webdriver.Chrome) -> None
     first = frame_bytes(browser, "evaluation-video")
     wait(browser, lambda d: frame_bytes(d, "evaluation-video") != first, what="the trials to move")
     assert "Evaluation track (unseen)" in text_of(browser, "results")
-    shot(browser, "10-evaluation")
+    shot(browser, "11-evaluation")
+
+
+def push_to_the_bucket(lab: Server, browser: webdriver.Chrome, s3_server: Any, bucket: str) -> None:
+    browser.get(f"{lab.url}/")
+    click(browser, f"push-{MODEL}")
+    type_into(browser, "push-user-id", "teacher")
+    shot(browser, "12-push")
+    click(browser, "push-go")
+    wait(browser, lambda d: f"{MODEL} pushed" in d.page_source, what="the push")
+    listed = s3_server.client().list_objects_v2(Bucket=bucket, Prefix=f"Models/teacher/{MODEL}/")
+    assert {item["Key"].rsplit("/", 1)[1] for item in listed["Contents"]} >= {"model.pth", "summary.json"}
 
 
 def leaderboard_lists_the_evaluated_model(lab: Server, browser: webdriver.Chrome) -> None:
     browser.get(f"{lab.url}/leaderboard")
     table = by_id(browser, "leaderboard")
-    assert MODEL in table.text and "owner" in table.text
-    shot(browser, "11-leaderboard")
+    rows = [row.text for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert any(MODEL in row and "this server" in row for row in rows), rows
+    assert any(MODEL in row and "teacher" in row and "shared bucket" in row for row in rows), rows
+    shot(browser, "13-leaderboard")
+
+
+def export_a_zip(lab: Server, browser: webdriver.Chrome, downloads: Path) -> None:
+    browser.get(f"{lab.url}/")
+    click(browser, f"export-{MODEL}")
+    archive = wait(browser, lambda d: [path for path in downloads.glob("*.zip")], what="the download")[0]
+    with zipfile.ZipFile(archive) as opened:
+        names = opened.namelist()
+    assert any(name.endswith("model.pth") for name in names), names
+    assert any(name.endswith("training_params.json") for name in names), names
 
 
 def models_page_fits_a_tablet(lab: Server, browser: webdriver.Chrome) -> None:
@@ -254,7 +321,7 @@ def models_page_fits_a_tablet(lab: Server, browser: webdriver.Chrome) -> None:
         assert "Evaluation track (unseen)" in card.text and "record" in card.text
         overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0
-        shot(browser, "12-models-on-a-tablet")
+        shot(browser, "14-models-on-a-tablet")
     finally:
         browser.set_window_size(*LAPTOP)
 
@@ -263,21 +330,25 @@ def delete_after_confirming(lab: Server, browser: webdriver.Chrome) -> None:
     browser.get(f"{lab.url}/")
     click(browser, f"delete-{MODEL}")
     by_id(browser, "delete-confirm")
-    shot(browser, "13-delete-confirm")
+    shot(browser, "15-delete-confirm")
     click(browser, "delete-confirm")
     wait(browser, lambda d: not present(d, f"card-{MODEL}"), what="the card to go")
     with lab.client() as api:
         assert MODEL not in api.get("/api/v1/get_all_sessions").json()
-    shot(browser, "14-deleted")
+    shot(browser, "16-deleted")
 
 
-def test_a_students_session_from_sign_in_to_delete(lab: Server, browser: webdriver.Chrome) -> None:
+def test_a_students_session_from_sign_in_to_delete(lab: Server, browser: webdriver.Chrome, s3_server: Any,
+                                                   bucket: str, downloads: Path) -> None:
     """The whole workflow, step by step, each step depending on the one before (hence one test)."""
     sign_in_with_the_token(lab, browser)
     create_a_model_with_a_reward_error_shown_at_its_line(lab, browser)
     train_watch_the_video_and_chart_then_stop(lab, browser)
+    retrain_on_another_track(lab, browser)
     evaluate_on_the_unseen_track(lab, browser)
+    push_to_the_bucket(lab, browser, s3_server, bucket)
     leaderboard_lists_the_evaluated_model(lab, browser)
+    export_a_zip(lab, browser, downloads)
     models_page_fits_a_tablet(lab, browser)
     delete_after_confirming(lab, browser)
 
@@ -313,4 +384,4 @@ def test_no_browser_errors_on_the_pages(lab: Server, browser: webdriver.Chrome) 
     assert problems == []
     browser.get(f"{lab.url}/environments")
     assert "coming soon" in by_id(browser, "env-snake").text
-    shot(browser, "15-environments")
+    shot(browser, "17-environments")
