@@ -247,8 +247,14 @@ class EvaluationView:
         self.poll.deactivate()
         self.spinner.set_visibility(False)
         self.status.classes(replace="text-sm text-negative")
-        self.status.text = f"The evaluation could not run: {event.args.get('message')}"
+        self.status.text = f"The evaluation could not run: {payload(event).get('message')}"
 
     def played(self, event: Any) -> None:
         self.spinner.set_visibility(False)
-        self.status.text = f"Done: {event.args.get('frames', 0)} frames played."
+        self.status.text = f"Done: {payload(event).get('frames', 0)} frames played."
+
+
+def payload(event: Any) -> dict[str, Any]:
+    """The object a page script sent with ``emitEvent(name, object)``."""
+    args = event.args[0] if isinstance(event.args, list) and event.args else event.args
+    return args if isinstance(args, dict) else {}

@@ -281,6 +281,10 @@ def evaluate_on_the_unseen_track(lab: Server, browser: webdriver.Chrome) -> None
     wait(browser, lambda d: frame_bytes(d, "evaluation-video") != first, what="the trials to move")
     assert "Evaluation track (unseen)" in text_of(browser, "results")
     shot(browser, "11-evaluation")
+    browser.get(f"{lab.url}/models/{MODEL}/evaluate?mode=training&track=9")  # no such track: the API's word
+    refused = wait(browser, lambda d: (t := text_of(d, "evaluation-status")).startswith("The evaluation")
+                   and "could not run" in t and t, what="the refusal")
+    assert "track_num" in refused, refused
 
 
 def push_to_the_bucket(lab: Server, browser: webdriver.Chrome, s3_server: Any, bucket: str) -> None:
@@ -372,6 +376,7 @@ def test_a_user_sees_only_their_own_models(lab: Server, browser: webdriver.Chrom
 
 def test_no_browser_errors_on_the_pages(lab: Server, browser: webdriver.Chrome) -> None:
     browser.get(f"{lab.url}/?token={TOKEN}")
+    browser.get_log("browser")  # forget what earlier tests on this browser logged (a refused evaluation)
     problems = []
     for page in ("/", "/new", "/environments", "/leaderboard"):
         browser.get(f"{lab.url}{page}")
