@@ -330,3 +330,14 @@ def test_missing_and_wrongly_typed_fields_in_a_request_body() -> None:
     assert validation_errors(caught.value) == [
         {"parameter": "body", "message": "the request body must be a JSON object of parameters, not [1, 2]"}]
     assert Request(session_id="s", extra_field=1).session_id == "s"  # unknown fields are ignored
+
+
+def test_hidden_layer_sizes_make_a_configuration_and_back() -> None:
+    from rewards_api.params import configuration_from_hidden, hidden_sizes, parse_model_configuration
+
+    assert configuration_from_hidden([9]) == "[[5, 9], [9, 3]]"
+    assert configuration_from_hidden([]) == "[[5, 3]]"
+    for hidden in ([9], [16, 16], [32, 8, 4], []):
+        assert hidden_sizes(parse_model_configuration(configuration_from_hidden(hidden))) == hidden
+    with pytest.raises(pydantic.ValidationError, match="from 1 to 1024"):
+        AgentParams(model_configuration=configuration_from_hidden([5000]))
