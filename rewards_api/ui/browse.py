@@ -6,18 +6,12 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
-from .frame import attempt, frame, page_body, score, sign_in
+from ..server.routes import TRACK_FILES
+from .frame import attempt, frame, page_body, score, sign_in, track_label
 
 LEADERBOARD_COLUMNS = (("rank", "#"), ("who", "User"), ("session_id", "Model"), ("score", "Score"),
                        ("record", "Best on unseen track"), ("laps", "Laps"), ("progress", "Progress"),
                        ("source", "From"))
-
-
-def track_title(file_name: str) -> str:
-    """ "track-2.png" as "Training track 2"; the evaluation track's picture as what it is for."""
-    if file_name.startswith("track-"):
-        return f"Training track {file_name.removeprefix('track-').removesuffix('.png')}"
-    return "Evaluation track (never trained on)"
 
 
 @ui.page("/environments")
@@ -27,7 +21,6 @@ async def environments_page(request: Request) -> RedirectResponse | None:
         return lab
     frame(lab, "Environments")
     environments = await attempt(lab.call("GET", "/get_all_envs"), "list the environments") or []
-    tracks = await attempt(lab.call("GET", "/get_all_tracks"), "list the tracks") or []
     with page_body():
         ui.label("Environments").classes("text-2xl font-bold")
         for environment in environments:
@@ -40,10 +33,10 @@ async def environments_page(request: Request) -> RedirectResponse | None:
                 ui.label(environment["description"]).classes("text-sm")
                 if released:
                     with ui.element("div").classes("grid grid-cols-2 md:grid-cols-4 gap-3 w-full"):
-                        for name in [*tracks, "evaluation-track-1.png"]:
+                        for name, (mode, number) in TRACK_FILES.items():
                             with ui.column().classes("gap-1"):
                                 ui.image(lab.url(f"tracks/{name}")).classes("w-full rounded border")
-                                ui.label(track_title(name)).classes("text-sm text-center w-full")
+                                ui.label(track_label(mode, number)).classes("text-sm text-center w-full")
                     ui.button("Create a model on it", icon="add", on_click=lambda: ui.navigate.to("/new"))
     return None
 

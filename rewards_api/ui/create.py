@@ -30,7 +30,7 @@ from ..params import (
 )
 from ..store import SESSION_ID_RULE, InvalidSessionId, validate_session_id
 from .client import ApiError, LabClient
-from .frame import attempt, frame, page_body, sign_in
+from .frame import TRAINING_TRACKS, attempt, frame, page_body, sign_in, track_label
 
 DEFAULT_AGENT = AgentParams()
 DEFAULT_ENV = EnvParams()
@@ -117,12 +117,12 @@ class Wizard:
                 .classes("text-sm")
             self.track_cards: dict[int, ui.card] = {}
             with ui.element("div").classes("grid grid-cols-1 sm:grid-cols-3 gap-3 w-full"):
-                for number in (1, 2, 3):
+                for number in TRAINING_TRACKS:
                     with ui.card().classes("cursor-pointer p-2 gap-1 track-choice") \
                             .props(f'data-testid="track-{number}"') \
                             .on("click", lambda number=number: self.pick_track(number)) as card:
                         ui.image(self.lab.url(f"tracks/track-{number}.png")).classes("w-full rounded")
-                        ui.label(f"Training track {number}").classes("text-center w-full font-medium")
+                        ui.label(track_label("training", number)).classes("text-center w-full font-medium")
                     self.track_cards[number] = card
             self.pick_track(self.track)
             self.car_speed = ui.slider(min=1, max=MAX_CAR_SPEED, value=DEFAULT_ENV.car_speed) \

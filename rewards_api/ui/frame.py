@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import app as nicegui_app
 from nicegui import ui
 
+from ..cards import TRACKS
 from .client import TOKEN_COOKIE, ApiError, LabClient
 
 T = TypeVar("T")
@@ -103,6 +104,18 @@ async def attempt(action: Awaitable[T], doing: str) -> T | None:
         ui.notify(f"Could not {doing}: {exc.message}", type="negative", multi_line=True, timeout=10000,
                   close_button=True)
         return None
+
+
+def track_label(mode: str, key: str | int) -> str:
+    """How the lab names a track: "Training track 2", "Evaluation track (unseen)"."""
+    if mode == "evaluation" and str(key) == "1":
+        return "Evaluation track (unseen)"
+    return f"{mode.capitalize()} track {key}"
+
+
+TRACK_CHOICES = {(mode, key): track_label(mode, key) for mode, keys in TRACKS.items() for key in keys}
+"""Every built-in track a model can be evaluated on, by (mode, track key)."""
+TRAINING_TRACKS = [int(key) for key in TRACKS["training"]]
 
 
 def score(value: float | None) -> str:

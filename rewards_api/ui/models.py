@@ -11,10 +11,18 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from .client import ApiError, LabClient
-from .frame import attempt, frame, page_body, score, sign_in, when
+from .frame import (
+    TRACK_CHOICES,
+    TRAINING_TRACKS,
+    attempt,
+    frame,
+    page_body,
+    score,
+    sign_in,
+    track_label,
+    when,
+)
 
-TRACK_CHOICES = {("training", "1"): "Training track 1", ("training", "2"): "Training track 2",
-                 ("training", "3"): "Training track 3", ("evaluation", "1"): "Evaluation track (unseen)"}
 STATE_COLOURS = {"queued": "orange", "running": "positive", "finished": "grey", "stopped": "grey",
                  "failed": "negative"}
 
@@ -25,7 +33,7 @@ def evaluation_rows(card: dict[str, Any]) -> list[dict[str, Any]]:
     for mode, tracks in card["evaluation"].items():
         for track, metrics in tracks.items():
             if metrics:
-                rows.append({"track": TRACK_CHOICES.get((mode, track), f"{mode} {track}"),
+                rows.append({"track": track_label(mode, track),
                              "record": score(metrics["record"]),
                              "laps": f"{metrics['laps_completed']} / {metrics['num_trials']}",
                              "progress": f"{metrics['mean_progress']:.0f} %"})
@@ -182,7 +190,7 @@ class ModelCards:
             ui.label(f"Retrain {name}").classes("text-lg font-bold")
             ui.label("Training again continues from the saved network (a warm start) on the track you "
                      "pick; start over to forget what it learned.").classes("text-sm max-w-sm")
-            track = ui.select({n: f"Training track {n}" for n in (1, 2, 3)}, value=card["track"],
+            track = ui.select({n: track_label("training", n) for n in TRAINING_TRACKS}, value=card["track"],
                               label="Track").classes("w-64").props('data-testid="retrain-track"')
             fresh = ui.checkbox("Start over with a new network")
 

@@ -16,8 +16,8 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from .client import ApiError, LabClient
-from .frame import attempt, frame, page_body, score, sign_in
-from .models import TRACK_CHOICES, evaluation_table
+from .frame import attempt, frame, page_body, score, sign_in, track_label
+from .models import evaluation_table
 
 ACTIVE = ("queued", "running")
 
@@ -188,7 +188,7 @@ class EvaluationView:
         self.name = card["session_id"]
         self.mode, self.track = mode, track
         self.before = self.evaluated_at(card)
-        label = TRACK_CHOICES.get((mode, track), f"{mode} track {track}")
+        label = track_label(mode, track)
         with ui.row().classes("w-full items-center"):
             ui.label(f"{self.name} on {label}").classes("text-2xl font-bold")
             ui.space()
