@@ -7,7 +7,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from ..server.routes import TRACK_FILES
-from .frame import attempt, frame, page_body, score, sign_in, track_label
+from .frame import attempt, open_page, page_body, score, track_label
 
 LEADERBOARD_COLUMNS = (("rank", "#"), ("who", "User"), ("session_id", "Model"), ("score", "Score"),
                        ("record", "Best on unseen track"), ("laps", "Laps"), ("progress", "Progress"),
@@ -16,10 +16,9 @@ LEADERBOARD_COLUMNS = (("rank", "#"), ("who", "User"), ("session_id", "Model"), 
 
 @ui.page("/environments")
 async def environments_page(request: Request) -> RedirectResponse | None:
-    lab = await sign_in(request)
+    lab = await open_page(request, "Environments")
     if isinstance(lab, RedirectResponse):
         return lab
-    frame(lab, "Environments")
     environments = await attempt(lab.call("GET", "/get_all_envs"), "list the environments") or []
     with page_body():
         ui.label("Environments").classes("text-2xl font-bold")
@@ -43,10 +42,9 @@ async def environments_page(request: Request) -> RedirectResponse | None:
 
 @ui.page("/leaderboard")
 async def leaderboard_page(request: Request) -> RedirectResponse | None:
-    lab = await sign_in(request)
+    lab = await open_page(request, "Leaderboard")
     if isinstance(lab, RedirectResponse):
         return lab
-    frame(lab, "Leaderboard")
     answer = await attempt(lab.call("GET", "/leaderboard"), "read the leaderboard")
     with page_body():
         ui.label("Leaderboard").classes("text-2xl font-bold")

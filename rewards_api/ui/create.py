@@ -30,7 +30,7 @@ from ..params import (
 )
 from ..store import SESSION_ID_RULE, InvalidSessionId, validate_session_id
 from .client import ApiError, LabClient
-from .frame import TRAINING_TRACKS, attempt, frame, page_body, sign_in, track_label
+from .frame import TRAINING_TRACKS, attempt, open_page, page_body, track_label
 
 DEFAULT_AGENT = AgentParams()
 DEFAULT_ENV = EnvParams()
@@ -62,10 +62,9 @@ def parse_hidden(text: str) -> list[int]:
 
 @ui.page("/new")
 async def new_model_page(request: Request) -> RedirectResponse | None:
-    lab = await sign_in(request)
+    lab = await open_page(request, "New model")
     if isinstance(lab, RedirectResponse):
         return lab
-    frame(lab, "New model")
     existing = set(await attempt(lab.session_ids(), "list your models") or [])
     with page_body():
         ui.label("New model").classes("text-2xl font-bold")

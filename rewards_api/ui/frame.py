@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -67,6 +67,24 @@ async def _client_for(token: str | None) -> LabClient | None:
         raise
     lab.user = who["user"]
     return lab
+
+
+async def open_page(request: Request, title: str) -> LabClient | RedirectResponse:
+    """Sign the browser in (:func:`sign_in`) and draw the page's frame; a redirect is returned as is."""
+    lab = await sign_in(request)
+    if not isinstance(lab, RedirectResponse):
+        frame(lab, title)
+    return lab
+
+
+def dialog_actions(dialog: ui.dialog, label: str, action: Callable[[], Any], testid: str | None = None,
+                   color: str = "primary") -> None:
+    """A dialog's row of buttons: ``label`` does ``action``, Cancel closes it."""
+    with ui.row():
+        button = ui.button(label, color=color, on_click=action)
+        if testid:
+            button.props(f'data-testid="{testid}"')
+        ui.button("Cancel", on_click=dialog.close).props("flat")
 
 
 def frame(lab: LabClient, title: str) -> None:

@@ -15,10 +15,10 @@ from .frame import (
     TRACK_CHOICES,
     TRAINING_TRACKS,
     attempt,
-    frame,
+    dialog_actions,
+    open_page,
     page_body,
     score,
-    sign_in,
     track_label,
     when,
 )
@@ -53,10 +53,9 @@ def evaluation_table(card: dict[str, Any]) -> None:
 
 @ui.page("/")
 async def models_page(request: Request) -> RedirectResponse | None:
-    lab = await sign_in(request)
+    lab = await open_page(request, "Your models")
     if isinstance(lab, RedirectResponse):
         return lab
-    frame(lab, "Your models")
     with page_body():
         with ui.row().classes("w-full items-center"):
             ui.label("Your models").classes("text-2xl font-bold")
@@ -179,9 +178,7 @@ class ModelCards:
                 dialog.close()
                 ui.navigate.to(f"/models/{name}/evaluate?mode={mode}&track={track}")
 
-            with ui.row():
-                ui.button("Evaluate", on_click=go).props('data-testid="evaluate-go"')
-                ui.button("Cancel", on_click=dialog.close).props("flat")
+            dialog_actions(dialog, "Evaluate", go, "evaluate-go")
         dialog.open()
 
     def retrain_dialog(self, card: dict[str, Any]) -> None:
@@ -201,9 +198,7 @@ class ModelCards:
                     if await attempt(self.lab.train(name, fresh=fresh.value), f"start training {name}"):
                         ui.navigate.to(f"/models/{name}/train")
 
-            with ui.row():
-                ui.button("Train", on_click=go).props('data-testid="retrain-go"')
-                ui.button("Cancel", on_click=dialog.close).props("flat")
+            dialog_actions(dialog, "Train", go, "retrain-go")
         dialog.open()
 
     def push_dialog(self, name: str) -> None:
@@ -219,9 +214,7 @@ class ModelCards:
                     dialog.close()
                     ui.notify(f"{name} pushed", type="positive")
 
-            with ui.row():
-                ui.button("Push", on_click=go).props('data-testid="push-go"')
-                ui.button("Cancel", on_click=dialog.close).props("flat")
+            dialog_actions(dialog, "Push", go, "push-go")
         dialog.open()
 
     def delete_dialog(self, name: str) -> None:
@@ -236,7 +229,5 @@ class ModelCards:
                     ui.notify(f"{name} deleted")
                     await self.show()
 
-            with ui.row():
-                ui.button("Delete", color="negative", on_click=go).props('data-testid="delete-confirm"')
-                ui.button("Cancel", on_click=dialog.close).props("flat")
+            dialog_actions(dialog, "Delete", go, "delete-confirm", color="negative")
         dialog.open()

@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from .client import ApiError, LabClient
-from .frame import attempt, frame, page_body, score, sign_in, track_label
+from .frame import attempt, dialog_actions, open_page, page_body, score, track_label
 from .models import evaluation_table
 
 ACTIVE = ("queued", "running")
@@ -48,10 +48,9 @@ def stat(label: str, value: str, testid: str) -> ui.label:
 
 @ui.page("/models/{session_id}/train")
 async def training_page(request: Request, session_id: str) -> RedirectResponse | None:
-    lab = await sign_in(request)
+    lab = await open_page(request, f"{session_id}: training")
     if isinstance(lab, RedirectResponse):
         return lab
-    frame(lab, f"{session_id}: training")
     with page_body():
         try:
             card = await lab.model_info(session_id)
@@ -155,9 +154,7 @@ class TrainingView:
                 dialog.close()
                 await self.train(True)
 
-            with ui.row():
-                ui.button("Start over", color="negative", on_click=go)
-                ui.button("Cancel", on_click=dialog.close).props("flat")
+            dialog_actions(dialog, "Start over", go, color="negative")
         dialog.open()
 
     async def stop(self) -> None:
@@ -168,10 +165,9 @@ class TrainingView:
 @ui.page("/models/{session_id}/evaluate")
 async def evaluation_page(request: Request, session_id: str, mode: str = "evaluation",
                           track: str = "1") -> RedirectResponse | None:
-    lab = await sign_in(request)
+    lab = await open_page(request, f"{session_id}: evaluation")
     if isinstance(lab, RedirectResponse):
         return lab
-    frame(lab, f"{session_id}: evaluation")
     with page_body():
         try:
             card = await lab.model_info(session_id)
