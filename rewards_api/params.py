@@ -1,8 +1,9 @@
 """A session's parameters (SPEC.md §3): pydantic models that check them, with errors a learner can act on.
 
 The models are also the HTTP request bodies, so their field names are the original API's. Values are stored
-as sent (``gamma: 90`` stays ``90``, a ``model_configuration`` string stays a string);
-:meth:`AgentParams.config` gives the normalised view the learning engine uses.
+as sent (``gamma: 90`` stays ``90``, a ``model_configuration`` string stays a string; one JSON-encoded twice,
+as the original UI sends its default, is stored encoded once); :meth:`AgentParams.config` gives the
+normalised view the learning engine uses.
 
 Every refused value raises :class:`ParameterError` (a ``ValueError``) naming the parameter, the value and what
 is accepted. Inside a model it surfaces as a ``pydantic.ValidationError``; :func:`validation_errors` turns
@@ -47,6 +48,7 @@ __all__ = [
     "first_error_message",
     "hidden_sizes",
     "parse_model_configuration",
+    "stored_model_configuration",
     "validation_errors",
 ]
 
@@ -69,6 +71,9 @@ DEFAULT_MODEL_CONFIGURATION = "[[5, 9], [9, 3]]"
 
 _FRACTION = "use a fraction from 0 to 1 or a percentage from 1 to 100"
 _LAYERS_JSON = "write it as JSON: a list of [inputs, outputs] pairs such as [[5, 9], [9, 3]]"
+MAX_LAYERS_DECODES = 2
+"""JSON decodings of a ``model_configuration`` text: the original UI stringifies its default, which is
+already a JSON string (``JSON.stringify("[[5, 9], [9, 3]]")``), so its layers arrive encoded twice."""
 _MAX_SHOWN = 80
 
 
@@ -155,21 +160,47 @@ def hidden_sizes(layers: list[tuple[int, int]] | list[list[int]]) -> list[int]:
     return [int(out) for _, out in layers[:-1]]
 
 
-def parse_model_configuration(value: Any) -> list[tuple[int, int]]:
-    """The Q-network's layers as ``[(in, out), ...]`` from a JSON string or a list of pairs.
-
-    The text is parsed with ``json.loads``, never evaluated. The first layer takes the 5 radars, the last
-    gives the 3 actions, and each layer takes what the previous one gives.
-    """
+def _decoded_layers(value: Any) -> Any:
+    """``value`` with its JSON text decoded (``json.loads``, never evaluated), at most twice: a text that
+    is a JSON string holding the layers' JSON is the original UI's default. Anything else as it is."""
     name = "model_configuration"
-    layers: Any = value
-    if isinstance(value, str):
+    layers = value
+    for _ in range(MAX_LAYERS_DECODES):
+        if not isinstance(layers, str):
+            return layers
         try:
-            layers = json.loads(value)
+            layers = json.loads(layers)
         except ValueError:  # json.JSONDecodeError
             raise ParameterError(name, value, f"it is not valid JSON; {_LAYERS_JSON}") from None
         except RecursionError:
             raise ParameterError(name, value, f"it is nested too deeply; {_LAYERS_JSON}") from None
+    if isinstance(layers, str):
+        raise ParameterError(
+            name, value, f"it is JSON-encoded three times or more; {_LAYERS_JSON}, encoded once"
+        )
+    return layers
+
+
+def stored_model_configuration(value: Any) -> str | list[list[int]]:
+    """A checked ``model_configuration`` as agent_params.json keeps it: a text as sent, but one encoded
+    twice as the layers' JSON text (encoded once) that every reader of the file expects; a list as lists.
+    ParameterError for one that :func:`parse_model_configuration` refuses."""
+    parse_model_configuration(value)
+    if not isinstance(value, str):
+        return [list(layer) for layer in value]
+    inner = json.loads(value)
+    return inner if isinstance(inner, str) else value
+
+
+def parse_model_configuration(value: Any) -> list[tuple[int, int]]:
+    """The Q-network's layers as ``[(in, out), ...]`` from a JSON string or a list of pairs.
+
+    The text is parsed with ``json.loads``, never evaluated; a JSON string of that text (JSON-encoded
+    twice) is accepted too, a third level is not. The first layer takes the 5 radars, the last gives the
+    3 actions, and each layer takes what the previous one gives.
+    """
+    name = "model_configuration"
+    layers = _decoded_layers(value)
     if not isinstance(layers, (list, tuple)) or not layers:
         raise ParameterError(name, value, _LAYERS_JSON)
     if len(layers) > MAX_LAYERS:
@@ -332,8 +363,7 @@ class AgentParams(BaseModel):
     @field_validator("model_configuration", mode="before")
     @classmethod
     def _check_layers(cls, value: Any) -> Any:
-        parse_model_configuration(value)
-        return value if isinstance(value, str) else [list(layer) for layer in value]
+        return stored_model_configuration(value)
 
     @field_validator("learning_rate", mode="before")
     @classmethod

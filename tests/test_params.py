@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 from typing import Any
@@ -13,6 +14,7 @@ from rewards_api.envs.reward import DEFAULT_REWARD_SOURCE, RewardFunctionError
 from rewards_api.params import (
     DEFAULT_AGENT_PARAMS,
     DEFAULT_ENV_PARAMS,
+    DEFAULT_MODEL_CONFIGURATION,
     DEFAULT_TRAINING_PARAMS,
     AgentConfig,
     AgentParams,
@@ -155,6 +157,34 @@ def test_model_configuration_is_never_evaluated(tmp_path: Any) -> None:
     message = only_message(AgentParams, model_configuration=bait)
     assert message.startswith("model_configuration = ") and "is not valid: it is not valid JSON" in message
     assert not marker.exists()
+
+
+def test_the_original_uis_twice_encoded_default_is_accepted_and_stored_encoded_once() -> None:
+    # The UI's default.json holds the layers as text, and the UI JSON.stringify's it again.
+    sent = json.dumps(DEFAULT_MODEL_CONFIGURATION)
+    assert sent == '"[[5, 9], [9, 3]]"'
+    assert parse_model_configuration(sent) == [(5, 9), (9, 3)]
+    agent = AgentParams(model_configuration=sent, learning_rate=0.5, gamma=0.75, num_episodes=42)
+    assert agent.model_configuration == "[[5, 9], [9, 3]]"  # what every reader of agent_params.json expects
+    assert agent.config().layers == [(5, 9), (9, 3)] and agent.config().learning_rate == 0.5
+    wide = json.dumps("[[5, 128], [128, 3]]")
+    assert AgentParams(model_configuration=wide).config().layers == [(5, 128), (128, 3)]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (json.dumps(json.dumps("[[5, 9], [9, 3]]")), "it is JSON-encoded three times or more"),
+        (json.dumps(json.dumps(json.dumps("[[5, 9], [9, 3]]"))), "it is JSON-encoded three times or more"),
+        (json.dumps("[[5, 9], [9, 3]"), "it is not valid JSON"),
+        (json.dumps("[[4, 9], [9, 3]]"), "the first layer must take 5 inputs"),
+        (json.dumps("__import__('os').system('x')"), "it is not valid JSON"),
+        (json.dumps("5"), "write it as JSON"),
+    ],
+)
+def test_twice_encoded_layers_get_the_same_checks(value: str, problem: str) -> None:
+    message = only_message(AgentParams, model_configuration=value)
+    assert message.startswith(f"model_configuration = {value!r} is not valid: ") and problem in message
 
 
 def test_sixteen_layers_and_the_biggest_size_are_accepted() -> None:
