@@ -4,16 +4,21 @@ Coordinates are image pixels: ``x`` to the right, ``y`` *down*, origin at the to
 as in the track's PNG. A track is driven in the order of its waypoints; waypoint 0 is the start line,
 placed on a straight, and the car starts there facing along the track.
 
-Built-in tracks are designed from a handful of control points, smoothed by a closed cubic B-spline and
-resampled every ``WAYPOINT_SPACING`` pixels. Random tracks (``"random:SEED"``) come from the same
-machinery with random control points and are always checked to be valid closed loops.
+Every track is made from control points, smoothed by a closed cubic B-spline and resampled every
+``WAYPOINT_SPACING`` pixels. The built-in tracks 1-3 and evaluation track 1 are the original package's
+track pictures, measured once into control points and a width (``data/original_tracks.json``, made by
+``tools/measure_original_tracks.py``); the tracks this project designed first are kept by name
+(``NAMED_TRACKS``). Random tracks (``"random:SEED"``) come from the same machinery with random control
+points and are always checked to be valid closed loops.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -26,8 +31,8 @@ MIN_RADIUS = 45.0
 MIN_GRASS_GAP = 20.0
 """Narrowest strip of grass allowed between two parts of a track, in pixels."""
 
-EDGE_MARGIN = 10.0
-"""Grass kept between the asphalt and the border of the image, in pixels."""
+EDGE_MARGIN = 5.0
+"""Grass kept between the asphalt and the border of the image, in pixels (the original track 1 has 6)."""
 
 _FAR = np.float32(1e4)  # "distance to the centre line" of pixels well away from any asphalt
 
@@ -151,6 +156,14 @@ class Track:
         )
 
 
+def asphalt_iou(track: Track, asphalt: np.ndarray) -> float:
+    """Intersection over union of ``track``'s asphalt and another (H, W) bool asphalt mask of its size."""
+    ours = track.asphalt
+    if ours.shape != asphalt.shape:
+        raise ValueError(f"the masks differ in size: {ours.shape} and {asphalt.shape}")
+    return float((ours & asphalt).sum() / (ours | asphalt).sum())
+
+
 # ----- building tracks -------------------------------------------------------------------------------
 def bspline_loop(control_points: np.ndarray, samples_per_span: int = 40) -> np.ndarray:
     """Densely sample the closed uniform cubic B-spline of ``control_points`` ((k, 2) array)."""
@@ -245,8 +258,23 @@ TRAINING_SIZE = (800, 700)
 EVALUATION_SIZE = (1000, 700)
 TRACK_WIDTH = 70.0
 
-_TRAINING_CONTROL_POINTS: dict[int, tuple[str, list[tuple[float, float]]]] = {
-    1: (
+# The built-in tracks 1-3 and evaluation track 1 are the original package's (rewards-envs 0.1.3) track
+# pictures, measured into centre-line control points and a width by tools/measure_original_tracks.py.
+ORIGINAL_TRACKS_FILE = Path(__file__).with_name("data") / "original_tracks.json"
+
+_ORIGINAL_DESCRIPTIONS = {
+    ("training", 1): "The original track 1: a long top straight, S-bends down the right, a hairpin in the "
+                     "middle and a winding return",
+    ("training", 2): "The original track 2: a long top straight, a sweeping descent and an S on the left",
+    ("training", 3): "The original track 3: a long top straight, an S through the middle and a wide return",
+    ("evaluation", 1): "The original evaluation track: 1000 px wide, a hairpin, long sweepers and a double "
+                       "fold",
+}
+
+# The tracks this project first shipped as 1-3 and evaluation 1, kept under names of their own.
+_NAMED_CONTROL_POINTS: dict[str, tuple[tuple[int, int], str, list[tuple[float, float]]]] = {
+    "serpent": (
+        TRAINING_SIZE,
         "Serpent: a long top straight, a run of S-bends down the right and two hairpins",
         [
             (75, 165), (84, 131), (105, 103), (134, 85), (169, 80), (289, 80), (409, 80),
@@ -258,7 +286,8 @@ _TRAINING_CONTROL_POINTS: dict[int, tuple[str, list[tuple[float, float]]]] = {
             (88, 591), (77, 558), (70, 439), (67, 378), (66, 343), (72, 223), (75, 170),
         ],
     ),
-    2: (
+    "twin-hairpins": (
+        TRAINING_SIZE,
         "Twin hairpins: a fast outer loop folded by two deep hairpins",
         [
             (73, 163), (83, 129), (104, 102), (134, 85), (254, 80), (374, 80), (494, 80),
@@ -272,7 +301,8 @@ _TRAINING_CONTROL_POINTS: dict[int, tuple[str, list[tuple[float, float]]]] = {
             (86, 592), (76, 559), (68, 439), (62, 365), (61, 330), (70, 211), (73, 168),
         ],
     ),
-    3: (
+    "zig-zag": (
+        TRAINING_SIZE,
         "Zig-zag: a fold with chicanes through the middle and a sweeping return",
         [
             (108, 202), (106, 167), (116, 134), (138, 106), (167, 88), (201, 80), (321, 80),
@@ -285,10 +315,8 @@ _TRAINING_CONTROL_POINTS: dict[int, tuple[str, list[tuple[float, float]]]] = {
             (118, 353), (125, 319), (125, 284), (109, 207),
         ],
     ),
-}
-
-_EVALUATION_CONTROL_POINTS: dict[int, tuple[str, list[tuple[float, float]]]] = {
-    1: (
+    "grand-tour": (
+        EVALUATION_SIZE,
         "Grand tour: 1000 px wide, a tightening hairpin, fast sweepers and a double-apex return",
         [
             (88, 188), (94, 153), (111, 123), (136, 99), (168, 84), (202, 80), (322, 80),
@@ -303,26 +331,45 @@ _EVALUATION_CONTROL_POINTS: dict[int, tuple[str, list[tuple[float, float]]]] = {
     ),
 }
 
-TRACK_NAMES = {f"track-{n}.png": ("training", n) for n in _TRAINING_CONTROL_POINTS}
+TRACK_NAMES = {f"track-{n}.png": ("training", n) for n in (1, 2, 3)}
 """The original API's track file names for the training tracks."""
 
+NAMED_TRACKS = tuple(_NAMED_CONTROL_POINTS)
+"""Further built-in tracks, by name: ``get_track("serpent")``."""
+
+_RANDOM_BORDER = 25.0  # px between the reach of a random track's control points and the border
 _RANDOM = re.compile(r"^random:(\d{1,18})$")
+
+
+@lru_cache(maxsize=1)
+def _original_tracks() -> dict[tuple[str, int], dict]:
+    data = json.loads(ORIGINAL_TRACKS_FILE.read_text())
+    return {(entry["mode"], entry["number"]): entry for entry in data.values()}
 
 
 @lru_cache(maxsize=8)
 def builtin_track(mode: str, number: int) -> Track:
     """A built-in track: ``mode`` is ``"training"`` (1..3) or ``"evaluation"`` (1)."""
-    table = {"training": _TRAINING_CONTROL_POINTS, "evaluation": _EVALUATION_CONTROL_POINTS}
-    if mode not in table:
+    if mode not in ("training", "evaluation"):
         raise ValueError(f"mode must be 'training' or 'evaluation', not {mode!r}")
-    tracks = table[mode]
-    if number not in tracks:
+    numbers = sorted(n for m, n in _original_tracks() if m == mode)
+    if number not in numbers:
         raise ValueError(
-            f"there is no {mode} track {number!r}: {mode} tracks are {', '.join(map(str, tracks))}"
+            f"there is no {mode} track {number!r}: {mode} tracks are {', '.join(map(str, numbers))}"
         )
-    description, points = tracks[number]
-    size = TRAINING_SIZE if mode == "training" else EVALUATION_SIZE
-    return track_from_control_points(f"{mode}-{number}", points, TRACK_WIDTH, size, description)
+    entry = _original_tracks()[(mode, number)]
+    return track_from_control_points(f"{mode}-{number}", entry["control_points"], entry["width"],
+                                     tuple(entry["size"]), _ORIGINAL_DESCRIPTIONS[(mode, number)],
+                                     start_index=0)
+
+
+@lru_cache(maxsize=4)
+def named_track(name: str) -> Track:
+    """One of the further built-in tracks (``NAMED_TRACKS``), such as ``"serpent"``."""
+    if name not in _NAMED_CONTROL_POINTS:
+        raise ValueError(f"there is no track called {name!r}: the named tracks are {', '.join(NAMED_TRACKS)}")
+    size, description, points = _NAMED_CONTROL_POINTS[name]
+    return track_from_control_points(name, points, TRACK_WIDTH, size, description)
 
 
 def random_track(seed: int, size: tuple[int, int] = TRAINING_SIZE) -> Track:
@@ -340,7 +387,7 @@ def _random_track(seed: int, size: tuple[int, int]) -> Track:
     rng = np.random.default_rng(seed)
     w, h = size
     centre = np.array([w / 2, h / 2])
-    reach = np.array([w / 2, h / 2]) - (TRACK_WIDTH / 2 + EDGE_MARGIN + 15)
+    reach = np.array([w / 2, h / 2]) - (TRACK_WIDTH / 2 + _RANDOM_BORDER)
     for _attempt in range(500):
         k = int(rng.integers(8, 14))
         width = float(rng.choice([60.0, 65.0, 70.0, 75.0]))
@@ -357,7 +404,8 @@ def _random_track(seed: int, size: tuple[int, int]) -> Track:
 
 def get_track(track: int | str | Track, mode: str = "training") -> Track:
     """Resolve a track argument: a number (1..3 training, 1 evaluation), ``"random:SEED"``,
-    an original file name such as ``"track-2.png"``, or a :class:`Track` itself."""
+    an original file name such as ``"track-2.png"``, a named track (``NAMED_TRACKS``), or a
+    :class:`Track` itself."""
     if isinstance(track, Track):
         return track
     if isinstance(track, str):
@@ -368,11 +416,13 @@ def get_track(track: int | str | Track, mode: str = "training") -> Track:
         if track in TRACK_NAMES:
             _, number = TRACK_NAMES[track]
             return builtin_track(mode, number)
+        if track in _NAMED_CONTROL_POINTS:
+            return named_track(track)
         if track.strip().isdigit():
             return builtin_track(mode, int(track))
         raise ValueError(
             f"track {track!r} is not known: use a number (training 1-3, evaluation 1), "
-            "'random:SEED' such as 'random:42', or 'track-1.png'"
+            f"'random:SEED' such as 'random:42', 'track-1.png', or a named track ({', '.join(NAMED_TRACKS)})"
         )
     if isinstance(track, (int, np.integer)) and not isinstance(track, bool):
         return builtin_track(mode, int(track))

@@ -29,8 +29,16 @@ def track() -> Track:
     return builtin_track("training", 1)
 
 
-def _pose(track: Track, index: int = 20) -> tuple[float, float, float]:
-    return track.pose_at(index)
+def _pose(track: Track, reach: float = 100.0) -> tuple[float, float, float]:
+    """The first pose along the track from which every radar beam stays ``reach`` px inside the picture."""
+    w, h = track.size
+    for index in range(20, track.num_waypoints):
+        x, y, heading = track.pose_at(index)
+        beams = [heading + math.radians(a) for a in RADAR_ANGLES]
+        ends = [(x + reach * math.cos(b), y - reach * math.sin(b)) for b in beams]
+        if all(5 <= ex <= w - 5 and 5 <= ey <= h - 5 for ex, ey in ends):
+            return x, y, heading
+    raise AssertionError(f"no pose on {track} keeps the radar beams in the picture")
 
 
 def _colour_count(image: np.ndarray) -> int:
