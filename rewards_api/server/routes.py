@@ -58,11 +58,18 @@ TRACK_FILES = {
 """Track pictures by file name: the original API's three training names, and the evaluation track."""
 
 ENVIRONMENTS = [
-    {"name": "Car Racer", "id": "car-race", "isReleased": True,
-     "description": "Drive a car round a track with 5 radar sensors; write the reward that teaches it."},
-    {"name": "Snake", "id": "snake", "isReleased": False, "description": "Coming later."},
-    {"name": "Flappy Bird", "id": "flappy-bird", "isReleased": False, "description": "Coming later."},
+    {"name": "Car Racer", "id": "car_racer", "isReleased": True,
+     "description": "2D racing: a car learns to drive round a track with its 5 radars, taught by a reward."},
+    {"name": "Snake Game", "id": "snake_game", "isReleased": False,
+     "description": "2D snakes, each driven by its own model, race one another to the food."},
+    {"name": "Street Fighter", "id": "street_fighter", "isReleased": False,
+     "description": "A 2D arena where two fighters learn to fight for the highest score."},
+    {"name": "Bi-Pedal", "id": "bi_pedal", "isReleased": False,
+     "description": "A 2D rough road on which a two-legged walker learns to walk as fast as it can."},
 ]
+"""The original's environments. The original UI shows ``src/assets/images/environments/<id>.gif``, so the ids
+are its pictures' names (the original server said ``bi-pedal``, whose picture is ``bi_pedal.gif``). Sessions
+store the UI's ``environment_name`` ("car-race"); every name is accepted there (see EnvParams)."""
 
 
 Store = Annotated[SessionStore, Depends(caller_store)]

@@ -127,7 +127,7 @@ def test_the_agent_params_alias_and_reward_replacement(api: httpx.Client) -> Non
 def test_envs_and_tracks(api: httpx.Client, method: str) -> None:
     envs = api.request(method, f"{V1}/get_all_envs").json()
     assert {"name", "id", "description", "isReleased"} <= set(envs[0])
-    assert [e["id"] for e in envs if e["isReleased"]] == ["car-race"]
+    assert [e["id"] for e in envs if e["isReleased"]] == ["car_racer"]
     assert api.request(method, f"{V1}/get_all_tracks").json() == ["track-1.png", "track-2.png", "track-3.png"]
 
 

@@ -388,5 +388,6 @@ def test_no_browser_errors_on_the_pages(lab: Server, browser: webdriver.Chrome) 
         problems += [entry for entry in logs if entry["level"] == "SEVERE"]
     assert problems == []
     browser.get(f"{lab.url}/environments")
-    assert "coming soon" in by_id(browser, "env-snake").text
+    assert "available" in by_id(browser, "env-car_racer").text  # the original's ids (its pictures' names)
+    assert "coming soon" in by_id(browser, "env-snake_game").text
     shot(browser, "17-environments")
