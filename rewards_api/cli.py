@@ -552,8 +552,14 @@ def serve(
     no_auth: Annotated[bool, typer.Option("--no-auth", help="No token (loopback only), for the original "
                                           "UI.")] = False,
     max_jobs: Annotated[int | None, typer.Option(help="Trainings at once (default: the cores).")] = None,
-    cors_origin: Annotated[list[str] | None, typer.Option(help="Allow this browser origin (repeat the "
-                                                          "option for more).")] = None,
+    cors_origin: Annotated[list[str] | None, typer.Option(help="Also allow this browser origin, e.g. "
+                                                          "http://example.test:8080 (repeat for more; the "
+                                                          "original UI's localhost and 127.0.0.1 on 3000 "
+                                                          "and 5173 are always allowed).")] = None,
+    ui_metrics_file: Annotated[Path | None, typer.Option(help="Keep this JSON file a copy of the running "
+                                                         "session's training_metrics.json, for the "
+                                                         "original UI's live chart: give its "
+                                                         "src/assets/temp.json (off by default).")] = None,
     s3_bucket: S3Bucket = None,
     s3_endpoint_url: S3EndpointUrl = None,
     s3_region: S3Region = None,
@@ -567,13 +573,14 @@ def serve(
     overrides: dict[str, Any] = {"home": _store(ctx).home, "host": host, "port": port, "no_auth": no_auth}
     for name, value in (("token", token), ("max_jobs", max_jobs), ("cors_origins", cor_list(cors_origin)),
                         ("s3_bucket", s3_bucket), ("s3_endpoint_url", s3_endpoint_url),
-                        ("s3_region", s3_region)):
+                        ("s3_region", s3_region), ("ui_metrics_file", ui_metrics_file)):
         if value is not None:
             overrides[name] = value
     with user_errors():
         settings = Settings(**overrides)
         settings.check()
         settings.check_home()
+        settings.check_ui_metrics_file()
         secret = None if settings.no_auth else server_token(settings)
         application = create_app(settings, secret)
     shown = f"[{host}]" if ":" in host else host
@@ -583,6 +590,8 @@ def serve(
     if settings.s3_bucket:
         storage = f" at {settings.s3_endpoint_url}" if settings.s3_endpoint_url else ""
         console.print(f"  models pushed to s3://{settings.s3_bucket}{storage}", highlight=False)
+    if settings.ui_metrics_file:
+        console.print(f"  the running session's scores kept in {settings.ui_metrics_file}", highlight=False)
     if secret is None:
         console.print("  auth is OFF (--no-auth): only this machine can reach it", highlight=False)
     else:

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import secrets
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .params import ParameterError
 from .store import default_home
 
-DEFAULT_CORS_ORIGINS = ("http://localhost:5173", "http://127.0.0.1:5173")
-"""The original React front end's development server."""
+DEFAULT_CORS_ORIGINS = ("http://localhost:3000", "http://127.0.0.1:3000", "http://localhost:5173",
+                        "http://127.0.0.1:5173")
+"""The original React front end's development server: its vite.config.js says port 3000, vite's own default
+is 5173. Always allowed; ``--cors-origin`` and ``REWARDS_CORS_ORIGINS`` add to them."""
 TOKEN_FILE = "server_token"
 """Where a generated token is kept, in the home folder, readable by its owner only."""
 S3_BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -48,7 +52,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_000_000, ge=1_000, le=100_000_000)
     # POST /api/v1/import takes a whole exported session (model and resume checkpoint): its own bound.
     max_upload_bytes: int = Field(64_000_000, ge=1_000, le=2_000_000_000)
-    cors_origins: list[str] = Field(default_factory=lambda: list(DEFAULT_CORS_ORIGINS))
+    # Browser origins allowed besides DEFAULT_CORS_ORIGINS (see allowed_origins); REWARDS_CORS_ORIGINS is
+    # a comma-separated or JSON list, and --cors-origin replaces it as every flag replaces its variable.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # The web lab at / (rewards_api.ui); off, the server is the API alone (one NiceGUI mount per process).
     web_ui: bool = True
     # S3-compatible storage for /push_model and the shared leaderboard; credentials come only from the
@@ -56,6 +62,9 @@ class Settings(BaseSettings):
     s3_bucket: str | None = None
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    # The original UI's live chart: a copy of the running session's training metrics kept at this path
+    # (its src/assets/temp.json); off by default. See rewards_api.server.ui_metrics.
+    ui_metrics_file: Path | None = None
 
     @field_validator("token")
     @classmethod
@@ -64,7 +73,32 @@ class Settings(BaseSettings):
             raise ValueError("a token must be at least 8 characters long")
         return value
 
-    @field_validator("s3_bucket", "s3_endpoint_url", "s3_region", mode="before")
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        """``REWARDS_CORS_ORIGINS``: ``http://a:8080,http://b:8080`` or a JSON list of the same."""
+        if isinstance(value, str):
+            text = value.strip()
+            if not text.startswith("["):
+                return [part for part in text.split(",") if part.strip()]
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise ParameterError("cors_origins", value, "give origins separated by commas, or a JSON "
+                                     'list such as ["http://localhost:3000"]') from None
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        return [browser_origin(origin) for origin in value]
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """Every origin a browser may call the API from: the defaults, then the configured ones."""
+        return list(dict.fromkeys([*DEFAULT_CORS_ORIGINS, *self.cors_origins]))
+
+    @field_validator("s3_bucket", "s3_endpoint_url", "s3_region", "ui_metrics_file", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         """``REWARDS_S3_BUCKET=`` (set but empty) means no bucket, like an unset variable."""
@@ -79,6 +113,12 @@ class Settings(BaseSettings):
                                  "digits, '.' or '-', starting and ending with a letter or digit "
                                  "(--s3-bucket NAME or REWARDS_S3_BUCKET)")
         return value
+
+    @field_validator("ui_metrics_file")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        """The server may be started from anywhere: messages and the copy use the full path."""
+        return None if value is None else value.expanduser().absolute()
 
     @field_validator("s3_endpoint_url")
     @classmethod
@@ -117,6 +157,26 @@ class Settings(BaseSettings):
                 f"{self.host!r}: anyone who can reach the server could run code on this machine"
             )
 
+    def check_ui_metrics_file(self) -> None:
+        """ValueError unless ``ui_metrics_file`` (if set) is a file path in a folder that exists and can be
+        written: the copy is renamed in from that folder, so it must take new files."""
+        path = self.ui_metrics_file
+        if path is None:
+            return
+        option = f"--ui-metrics-file {path}"
+        if path.is_dir():
+            raise ValueError(f"{option} is a folder: give the path of a file, such as the original UI's "
+                             "src/assets/temp.json")
+        if not path.parent.is_dir():
+            raise ValueError(f"{option}: the folder {path.parent} does not exist; create it, or give the "
+                             "path of the original UI's src/assets/temp.json")
+        try:
+            # As the copy is made: a hidden temporary file beside PATH (removed on close).
+            tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp").close()
+        except OSError as exc:
+            raise ValueError(f"{option}: the folder {path.parent} cannot be written ({exc.strerror}); make "
+                             "it writable, or choose a file in a folder this user can write") from None
+
     def check_home(self) -> None:
         """ValueError unless the home folder exists (or can be made) and files can be written in it."""
         if self.home.exists() and not self.home.is_dir():
@@ -130,6 +190,24 @@ class Settings(BaseSettings):
         except OSError as exc:
             raise ValueError(f"the home folder {self.home} cannot be written ({exc.strerror}): choose a "
                              "writable folder with --home or REWARDS_HOME") from None
+
+
+def browser_origin(origin: str) -> str:
+    """``origin`` as a browser sends it in ``Origin`` (``scheme://host[:port]``, no trailing slash), or a
+    ParameterError that says how to write one. ``*`` is refused: it would let every web page use the API."""
+    text = origin.strip().rstrip("/")
+    parts = urlsplit(text)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or parts.path \
+            or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ParameterError("cors_origin", origin, "give a browser origin as scheme://host[:port], e.g. "
+                             "http://localhost:3000 (--cors-origin URL, repeatable, or "
+                             "REWARDS_CORS_ORIGINS); '*' is not allowed: any web page could then drive "
+                             "this server")
+    return text
 
 
 def is_loopback(host: str) -> bool:

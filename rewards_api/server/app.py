@@ -29,6 +29,7 @@ from .models import ErrorResponse
 from .reward_check import fork_server
 from .routes import Conflict, router
 from .training import router as training_router
+from .ui_metrics import UiMetricsFile
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
         torch.set_num_threads(1)
         app.state.jobs = JobManager(settings.home, max_jobs=settings.max_jobs, max_queued=settings.max_queued)
         app.state.live_views = LiveViews(app.state.jobs)
+        if app.state.ui_metrics is not None:
+            app.state.ui_metrics.start()
         fork_server.ensure_running()  # its imports happen now, not during a student's first save
         # Everything loaded so far (FastAPI, pydantic, PyTorch: ~240,000 objects) lives as long as the
         # server: out of the collector's sight, a full collection no longer stops every request for 0.1 s.
@@ -69,6 +72,8 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
         finally:
             await app.state.live_views.close()
             await asyncio.to_thread(app.state.jobs.shutdown)
+            if app.state.ui_metrics is not None:  # after the trainings stopped: their last scores too
+                await asyncio.to_thread(app.state.ui_metrics.close)
             await asyncio.to_thread(fork_server.close)
 
     app = FastAPI(
@@ -82,9 +87,11 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
     app.state.store = SessionStore(settings.home)
     app.state.stores = {None: app.state.store}  # each user's store, made on their first request
     app.state.users = UserRegistry(settings.home)
+    app.state.ui_metrics = (None if settings.ui_metrics_file is None
+                            else UiMetricsFile(settings.ui_metrics_file, app.state.store))
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes,
                        max_upload_bytes=settings.max_upload_bytes)
-    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
+    app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins, allow_credentials=True,
                        allow_methods=["*"], allow_headers=["*"])
     errors = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 413, 422, 507)}
     for area in (router, training_router, lifecycle_router, leaderboard_router):

@@ -25,6 +25,7 @@ from .live import LiveViews
 from .models import ErrorResponse, JobResponse, JobsResponse, StartResponse, StopResponse
 from .routes import SessionId, Store, ok
 from .streams import MJPEG_MEDIA_TYPE, mjpeg_response
+from .ui_metrics import follow_for_ui
 
 router = APIRouter()
 
@@ -83,6 +84,7 @@ async def stream(request: Request, caller: CurrentCaller, store: Store, session_
         await _start(request, caller, store, session_id, fresh)
     else:
         await _active_job(request, caller, store, session_id)
+    follow_for_ui(request, caller, session_id)
     views: LiveViews = request.app.state.live_views
     view = await views.view(session_id, caller.name)
     return mjpeg_response(view.parts())
@@ -92,7 +94,9 @@ async def stream(request: Request, caller: CurrentCaller, store: Store, session_
              response_model=StartResponse, responses=START_REFUSALS)
 async def train(request: Request, caller: CurrentCaller, store: Store, session_id: SessionId,
                 fresh: Fresh = False) -> JSONResponse:
-    return ok(job=await _start(request, caller, store, session_id, fresh))
+    job = await _start(request, caller, store, session_id, fresh)
+    follow_for_ui(request, caller, session_id)
+    return ok(job=job)
 
 
 @router.get("/stop", summary="Stop the session's training, keeping what it learned",
