@@ -35,6 +35,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from multiprocessing.connection import Connection, wait
@@ -50,7 +51,9 @@ from .train import Trainer, TrainingError, TrainingOptions
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JobManager", "JobState", "JobStatus", "QueueFull", "Subscription", "UserLimitReached"]
+__all__ = [
+    "JobManager", "JobState", "JobStatus", "QueueFull", "StillRunning", "Subscription", "UserLimitReached",
+]
 
 WEIGHTS_INTERVAL = 0.5
 """Seconds of training between two copies of the Q-network sent by a worker (one is sent at start)."""
@@ -62,6 +65,10 @@ WORKER_NICENESS = 10
 """How much lower a worker's CPU priority is than the server's, so that a busy machine answers at once."""
 EXIT_GRACE = 5.0
 """Seconds a worker may take to exit after it reported its end, before it is killed."""
+RETIRE_TIMEOUT = 10.0
+"""Seconds a session's training may take to save and exit when the session is deleted, before it is killed."""
+KILL_WAIT = 5.0
+"""Seconds to wait for a killed worker to be reaped."""
 
 JobKey = tuple[str | None, str]
 """A job's identity: (user, session id); the user is ``None`` for the local owner."""
@@ -78,6 +85,10 @@ class QueueFull(RuntimeError):
 
 class UserLimitReached(RuntimeError):
     """The user already has as many trainings queued or running as allowed: stop one first."""
+
+
+class StillRunning(RuntimeError):
+    """A session's training process did not end, even killed: its folder must not be deleted yet."""
 
 
 class JobState(str, Enum):
@@ -389,7 +400,7 @@ class _Job:
     control: Connection | None = None
     launching: bool = False
     stop_requested: bool = False
-    killed: bool = False  # by shutdown, after it did not stop in time
+    killed: str | None = None  # when it was killed after it did not stop in time: "at shutdown", ...
     ended: float | None = None  # monotonic time the worker reported its end
     exit_killed: bool = False  # it then did not exit within EXIT_GRACE
     weights: dict[str, torch.Tensor] | None = field(default=None, repr=False)
@@ -409,8 +420,9 @@ class _Job:
 class JobManager:
     """Runs sessions' trainings in worker processes; see the module docstring.
 
-    Thread-safe; every method returns quickly (none waits for a worker except :meth:`shutdown`), so the
-    server may call them from its event loop. Use :meth:`shutdown` (or ``with JobManager(...)``) to end.
+    Thread-safe; every method returns quickly (none waits for a worker except :meth:`shutdown` and
+    :meth:`retired`, which the server calls from its thread pool), so the server may call them from its
+    event loop. Use :meth:`shutdown` (or ``with JobManager(...)``) to end.
     """
 
     def __init__(self, home: Path | str, max_jobs: int | None = None,
@@ -429,6 +441,7 @@ class JobManager:
         self._stores: dict[str | None, SessionStore] = {None: self.store}
         self._jobs: dict[JobKey, _Job] = {}
         self._pending: deque[_Job] = deque()
+        self._retiring: dict[JobKey, int] = {}  # sessions being deleted (by how many requests): no starts
         self._subscribers: dict[JobKey, set[Subscription]] = {}
         self._closing = False
         self._shutdown_lock = threading.Lock()
@@ -473,6 +486,9 @@ class JobManager:
         with self._lock:
             if self._closing:
                 raise RuntimeError("the job manager is shut down")
+            if (user, session_id) in self._retiring:
+                raise SessionNotFound(session_id, f"session {session_id!r} is being deleted: create it again "
+                                      "once it is gone, or use another session")
             job = self._jobs.get((user, session_id))
             if job is not None and job.status.active:
                 return replace(job.status)
@@ -504,6 +520,56 @@ class JobManager:
             if job is None:
                 return None
             self._stop_job(job)
+            return replace(job.status)
+
+    @contextlib.contextmanager
+    def retired(self, session_id: str, user: str | None = None,
+                timeout: float = RETIRE_TIMEOUT) -> Iterator[JobStatus | None]:
+        """Hold the session free of training while its folder is deleted (``with jobs.retired(...):``).
+
+        Its job is stopped (a queued one is dropped), and its worker is waited for up to ``timeout``
+        seconds to save and exit, then killed; the body runs only once no process of the session's can
+        write into its folder. Meanwhile :meth:`start` refuses the session (SessionNotFound). Yields the
+        job's final status (None: it never had one); when the body ends without an error the job is
+        forgotten, so a new session of the same id starts with no history. StillRunning if the worker
+        does not end even killed (the body is not run). Other sessions' jobs are not touched.
+        """
+        key: JobKey = (user, session_id)
+        with self._lock:
+            self._retiring[key] = self._retiring.get(key, 0) + 1
+        try:
+            status = self._stop_and_wait(key, timeout)
+            yield status
+            with self._lock:
+                job = self._jobs.get(key)
+                if job is not None and not job.status.active and not job.has_worker:
+                    del self._jobs[key]
+        finally:
+            with self._lock:
+                self._retiring[key] -= 1
+                if not self._retiring[key]:
+                    del self._retiring[key]
+
+    def _stop_and_wait(self, key: JobKey, timeout: float) -> JobStatus | None:
+        """Stop the job of ``key`` and wait until its worker is reaped: killed after ``timeout`` seconds."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is None:
+                return None
+            self._stop_job(job)
+        self._wakeup()
+        if not self._wait_for_worker(job, time.monotonic() + timeout):
+            with self._lock:
+                if job.process is not None:
+                    log.warning("session %s: the training did not stop in %g s; killing it", key[1], timeout)
+                    job.killed = "when its session was deleted"
+                    with contextlib.suppress(OSError):
+                        job.process.kill()
+            self._wakeup()
+            if not self._wait_for_worker(job, time.monotonic() + KILL_WAIT):
+                raise StillRunning(f"the training of session {key[1]!r} did not end, even killed: try again "
+                                   "in a moment")
+        with self._lock:
             return replace(job.status)
 
     def status(self, session_id: str, user: str | None = None) -> JobStatus | None:
@@ -565,7 +631,7 @@ class JobManager:
                     if job.process is not None:
                         log.warning("session %s: the training did not stop in %g s; killing it",
                                     job.status.session_id, timeout)
-                        job.killed = True
+                        job.killed = "at shutdown"
                         job.process.kill()
             self._wait_for_workers(time.monotonic() + 5.0)
             self._wakeup()
@@ -592,6 +658,16 @@ class JobManager:
     def _wakeup(self) -> None:
         with contextlib.suppress(OSError):  # full (the relay is woken anyway) or closed
             self._wake_writer.send(b"x")
+
+    def _wait_for_worker(self, job: _Job, deadline: float) -> bool:
+        """Wait until the relay has reaped ``job``'s worker (True), or the deadline passes (False)."""
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not job.has_worker:
+                    return True
+            time.sleep(0.02)
+        with self._lock:
+            return not job.has_worker
 
     def _wait_for_workers(self, deadline: float) -> None:
         """Wait until the relay has reaped every worker (or the deadline passes)."""
@@ -803,7 +879,7 @@ class JobManager:
             job.status.pid = None
             if job.killed:
                 self._end(job, JobState.stopped,
-                          "the training process did not stop in time at shutdown and was killed")
+                          f"the training process did not stop in time {job.killed} and was killed")
             elif job.status.active:
                 message = f"the training process exited unexpectedly (exit code {code}"
                 if code is not None and code < 0:

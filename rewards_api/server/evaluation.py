@@ -1,11 +1,20 @@
 """Evaluations for the server: computed at full speed in a child process (the reward function runs
-there), then replayed to viewers from the recorded car poses, with no user code in the server."""
+there), then replayed to viewers from the recorded car poses, with no user code in the server.
+
+Each evaluation in progress (its child process, then its replay) is an :class:`EvaluationRun` in the app's
+:class:`EvaluationRuns`, so that deleting a session can end its evaluations before its folder goes.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import threading
 import traceback
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +23,106 @@ from ..runs.reward_limits import explain_exit
 
 EVALUATION_TIMEOUT = 120.0
 """Seconds an evaluation may take before its process is killed."""
+KILL_WAIT = 5.0
+"""Seconds to wait for a killed evaluation process to exit."""
 
 
 class EvaluationFailed(RuntimeError):
-    """The evaluation could not be done; ``status`` is the HTTP status that fits (409, 422, 504)."""
+    """The evaluation could not be done; ``status`` is the HTTP status that fits (404, 409, 422, 504)."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class EvaluationRun:
+    """One evaluation in progress: its child process (once started) and whether it was cancelled."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: BaseProcess | None = None
+        self.cancelled = False
+
+    def attach(self, process: BaseProcess) -> None:
+        """The run's child process has started; it is killed at once if the run was cancelled meanwhile."""
+        with self._lock:
+            self._process = process
+            if self.cancelled:
+                process.kill()
+
+    def cancel(self) -> None:
+        """End the run: kill its child (an evaluation being computed), stop its replay."""
+        with self._lock:
+            self.cancelled = True
+            if self._process is not None:
+                with contextlib.suppress(OSError, ValueError):  # already exited, or closed
+                    self._process.kill()
+
+    def wait(self, timeout: float) -> bool:
+        """Whether the child has exited (or never started) within ``timeout`` seconds. Its sentinel is
+        watched, not joined: the thread that runs the evaluation reaps it."""
+        with self._lock:
+            process = self._process
+        if process is None:
+            return True
+        try:
+            return bool(wait([process.sentinel], timeout))
+        except ValueError:  # closed: reaped already
+            return True
+
+
+class EvaluationRuns:
+    """The evaluations in progress, by (user, session id)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[tuple[str | None, str], set[EvaluationRun]] = {}
+
+    def begin(self, key: tuple[str | None, str]) -> EvaluationRun:
+        run = EvaluationRun()
+        with self._lock:
+            self._runs.setdefault(key, set()).add(run)
+        return run
+
+    def finish(self, key: tuple[str | None, str], run: EvaluationRun) -> None:
+        with self._lock:
+            runs = self._runs.get(key, set())
+            runs.discard(run)
+            if not runs:
+                self._runs.pop(key, None)
+
+    def cancel(self, key: tuple[str | None, str], timeout: float = KILL_WAIT) -> bool:
+        """Cancel the session's evaluations and wait up to ``timeout`` seconds for their children to exit;
+        whether they all did (then none of them can write into the session's folder any more)."""
+        with self._lock:
+            runs = list(self._runs.get(key, ()))
+        for run in runs:
+            run.cancel()
+        return all(run.wait(timeout) for run in runs)
+
+
+_registry_lock = threading.Lock()
+
+
+def evaluations_of(state: Any) -> EvaluationRuns:
+    """The app's evaluations in progress (``app.state``), made on first use."""
+    with _registry_lock:
+        runs = getattr(state, "evaluations", None)
+        if runs is None:
+            runs = state.evaluations = EvaluationRuns()
+        return runs
+
+
+async def until_cancelled(parts: AsyncIterator[bytes], run: EvaluationRun, done: Callable[[], None]
+                          ) -> AsyncIterator[bytes]:
+    """``parts`` until ``run`` is cancelled (its session deleted); ``done()`` when the stream ends."""
+    try:
+        async for part in parts:
+            if run.cancelled:
+                return
+            yield part
+    finally:
+        done()
 
 
 @dataclass
@@ -54,14 +155,17 @@ def _child(connection: Any, home: str, session_id: str, mode: str, track: int | 
 
 
 def run_evaluation(home: Path, session_id: str, mode: str, track: int | str, trials: int = 5,
-                   timeout: float = EVALUATION_TIMEOUT) -> Evaluation:
-    """Evaluate in a fresh process; blocks (call it from a worker thread, not the event loop)."""
+                   timeout: float = EVALUATION_TIMEOUT, run: EvaluationRun | None = None) -> Evaluation:
+    """Evaluate in a fresh process; blocks (call it from a worker thread, not the event loop). ``run``:
+    cancelling it kills the process (EvaluationFailed 404: the session is being deleted)."""
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_child, args=(sender, str(home), session_id, mode, track, trials),
                               daemon=True)
     process.start()
     sender.close()
+    if run is not None:
+        run.attach(process)
     try:
         if not receiver.poll(timeout):
             raise EvaluationFailed(f"the evaluation took longer than {timeout:g} s and was stopped", 504)
@@ -69,6 +173,9 @@ def run_evaluation(home: Path, session_id: str, mode: str, track: int | str, tri
             answer = receiver.recv()
         except EOFError:
             process.join(5)
+            if run is not None and run.cancelled:
+                deleted = f"session {session_id!r} was deleted during its evaluation"
+                raise EvaluationFailed(deleted, 404) from None
             message = f"the evaluation process exited unexpectedly (exit code {process.exitcode})"
             explained = explain_exit(process.exitcode, message)  # a limit on the reward code: the user's fix
             raise EvaluationFailed(explained, 500 if explained == message else 422) from None

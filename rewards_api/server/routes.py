@@ -8,7 +8,9 @@ keys are session ids only (the original UI lists sessions with ``Object.keys``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -18,9 +20,10 @@ from ..envs.render import track_png
 from ..envs.tracks import Track, builtin_track, get_track
 from ..params import REWARD_CHECKED, AgentParams, EnvParams, ParameterError, TrainingParams
 from ..runs.evaluate import final_eval_score
+from ..runs.jobs import JobManager, StillRunning
 from ..store import SessionNotFound, SessionStore
-from .auth import CurrentCaller, caller_store
-from .evaluation import EvaluationFailed, run_evaluation
+from .auth import Caller, CurrentCaller, caller_store
+from .evaluation import EvaluationFailed, evaluations_of, run_evaluation, until_cancelled
 from .models import (
     AgentParamsRequest,
     AllParamsResponse,
@@ -94,16 +97,36 @@ def create_session(store: Store, session_id: SessionId) -> JSONResponse:
     return ok(**store.create(session_id))
 
 
-@router.post("/delete_session", summary="Delete a session and its files", response_model=MessageResponse)
+@router.post("/delete_session", summary="Delete a session and its files (its training and evaluations "
+             "are stopped first)", response_model=MessageResponse)
 def delete_session(request: Request, caller: CurrentCaller, store: Store, session_id: SessionId
                    ) -> JSONResponse:
+    """The original UI has no Stop button: deleting a session that trains stops its training (a queued one
+    is dropped) and its evaluations, waits for their processes to end (killing one that does not stop in
+    time), then deletes the folder. Nothing of any other session is touched."""
     if not store.exists(session_id):
         raise SessionNotFound(session_id)
-    jobs = getattr(request.app.state, "jobs", None)
-    if jobs is not None and jobs.is_active(session_id, caller.name):
-        raise Conflict(f"session {session_id!r} is training: stop it first (GET /api/v1/stop?session_id=...)")
-    store.delete(session_id)
-    return ok(message=f"session {session_id!r} deleted")
+    jobs = getattr(request.app.state, "jobs", None)  # None: an app run without its lifespan
+    with _no_training(jobs, session_id, caller.name) as was_training:
+        if not evaluations_of(request.app.state).cancel((caller.name, session_id)):
+            raise Conflict(f"the evaluation of session {session_id!r} did not end: try again in a moment")
+        store.delete(session_id)
+    stopped = " (its training was stopped first)" if was_training else ""
+    return ok(message=f"session {session_id!r} deleted{stopped}")
+
+
+@contextlib.contextmanager
+def _no_training(jobs: JobManager | None, session_id: str, user: str | None) -> Iterator[bool]:
+    """:meth:`JobManager.retired` (StillRunning as a 409); yields whether the session was training."""
+    if jobs is None:
+        yield False
+        return
+    was_training = jobs.is_active(session_id, user)
+    try:
+        with jobs.retired(session_id, user):
+            yield was_training
+    except StillRunning as exc:
+        raise Conflict(str(exc)) from None
 
 
 def _existing(store: SessionStore, session_id: str) -> None:
@@ -215,18 +238,27 @@ def _evaluation_target(mode: str, track_num: int | str, num_trials: int) -> tupl
     return mode, track
 
 
-async def _evaluate(request: Request, store: SessionStore, body: EvaluateRequest) -> StreamingResponse:
+async def _evaluate(request: Request, caller: Caller, store: SessionStore, body: EvaluateRequest
+                    ) -> StreamingResponse:
     mode, track = _evaluation_target(body.mode, body.track_num, body.num_trials)
     everything = await asyncio.to_thread(store.all_params, body.session_id)
     fps = float(everything["env_params"].get("car_speed", 20))
     key = str(body.track_num)
+    # Registered until its replay ends, so that deleting the session ends both (see delete_session).
+    evaluations, session = evaluations_of(request.app.state), (caller.name, body.session_id)
+    run = evaluations.begin(session)
     try:
         done = await asyncio.to_thread(run_evaluation, store.home, body.session_id, mode, key,
-                                       body.num_trials)
+                                       body.num_trials, run=run)
     except EvaluationFailed as exc:
+        evaluations.finish(session, run)
         raise HTTPException(exc.status, str(exc)) from None
+    except BaseException:
+        evaluations.finish(session, run)
+        raise
     label = f"{mode} track {key}"
-    return mjpeg_response(paced(replay_frames(track, done.poses, label), fps))
+    frames = paced(replay_frames(track, done.poses, label), fps)
+    return mjpeg_response(until_cancelled(frames, run, lambda: evaluations.finish(session, run)))
 
 
 @router.post("/evaluate/", summary="Evaluate the best model (JSON body); streams the trials as MJPEG",
@@ -234,16 +266,18 @@ async def _evaluate(request: Request, store: SessionStore, body: EvaluateRequest
 @router.post("/evaluate", summary="Evaluate the best model (JSON body, without the trailing slash)",
              operation_id="evaluate_post_without_slash", response_class=StreamingResponse,
              responses={200: {"content": {MJPEG_MEDIA_TYPE: {}}}})
-async def evaluate_post(request: Request, store: Store, body: EvaluateRequest) -> StreamingResponse:
-    return await _evaluate(request, store, body)
+async def evaluate_post(request: Request, caller: CurrentCaller, store: Store, body: EvaluateRequest
+                        ) -> StreamingResponse:
+    return await _evaluate(request, caller, store, body)
 
 
 @router.get("/evaluate", summary="Evaluate the best model (query); streams the trials as MJPEG",
             response_class=StreamingResponse, responses={200: {"content": {MJPEG_MEDIA_TYPE: {}}}})
-async def evaluate_get(request: Request, store: Store, session_id: SessionId, mode: str = "training",
-                       track_num: str = "1", num_trials: int = 5) -> StreamingResponse:
+async def evaluate_get(request: Request, caller: CurrentCaller, store: Store, session_id: SessionId,
+                       mode: str = "training", track_num: str = "1", num_trials: int = 5
+                       ) -> StreamingResponse:
     body = EvaluateRequest(session_id=session_id, mode=mode, track_num=track_num, num_trials=num_trials)
-    return await _evaluate(request, store, body)
+    return await _evaluate(request, caller, store, body)
 
 
 @router.get("/final_eval_score", summary="Sum over evaluated tracks of record / num_trials",

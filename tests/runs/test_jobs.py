@@ -337,3 +337,36 @@ def test_shutdown_stops_every_job_and_leaves_no_worker(
     assert [item["state"] for item in drain(subscription) if item["kind"] == "state"][-1] == "stopped"
     with pytest.raises(RuntimeError, match="shut down"):
         manager.start(one)
+
+
+def test_retiring_a_session_drops_or_stops_its_job_kills_a_stuck_worker_and_refuses_starts(
+        store: SessionStore, manager_factory: Callable[..., JobManager]) -> None:
+    stuck = make_session(store, "stuck", episodes=LONG)
+    waiting = make_session(store, "waiting", episodes=LONG)
+    manager = manager_factory(max_jobs=1)
+    manager.start(stuck)
+    pid = wait_state(manager, stuck, (JobState.running,)).pid
+    manager.start(waiting)
+    wait_until(lambda: manager.status(stuck).episode > 0, what="training")  # type: ignore[union-attr]
+
+    with manager.retired(waiting) as dropped:  # queued: dropped at once, never run
+        assert dropped is not None and dropped.state is JobState.stopped and dropped.started_at is None
+        store.delete(waiting)
+    assert manager.status(waiting) is None  # forgotten: a new session of that id starts afresh
+
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # a worker that cannot answer its stop
+    began = time.monotonic()
+    with manager.retired(stuck, timeout=1.0) as status:
+        waited = time.monotonic() - began
+        assert 1.0 <= waited < 1.0 + 5.0 and not alive(pid)
+        assert status is not None and status.state is JobState.stopped
+        assert status.error == ("the training process did not stop in time when its session was deleted and "
+                                "was killed")
+        with pytest.raises(SessionNotFound, match="'stuck' is being deleted"):
+            manager.start(stuck)
+        store.delete(stuck)
+    assert manager.status(stuck) is None and manager.jobs() == []
+    make_session(store, "stuck", episodes=5)  # the id is free again, and trains
+    manager.start(stuck)
+    assert wait_state(manager, stuck).state is JobState.finished
