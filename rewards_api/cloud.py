@@ -4,9 +4,15 @@ A push copies a session's files and model to ``s3://<bucket>/Models/<user_id>/<s
 
     env_params.json  agent_params.json  training_params.json  training_metrics.json  evaluation_metrics.json
     session_saved_models/model_history.json  session_saved_models/model.pth
-    user.json       {user_id, user, session_id, pushed_at}
+    user.json       {user_id, user, session_id, pushed_at}; for a push whose ``user`` is the signed-in
+                    user's object (the original UI sends its Supabase user), that object itself
     summary.json    {user_id, user, session_id, score, record, laps_completed, mean_progress, num_trials,
                      model_configuration, pushed_at}               (written last: it marks a complete push)
+                    plus ``user_profile`` (the user's object) for such a push; ``user`` is then the display
+                    name derived from it
+
+The original UI's leaderboard reads ``user.identities[0].identity_data.{full_name, email, avatar_url}`` of
+each row: :func:`leaderboard_user` gives that object for every standing, pushed with an object or a name.
 
 The bucket, endpoint URL and region come from the settings; credentials only from the standard AWS chain
 (``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, ``~/.aws``, an instance role), never
@@ -51,10 +57,14 @@ __all__ = [
     "PushResult",
     "Standing",
     "bucket_leaderboard",
+    "check_user",
     "check_user_id",
     "check_user_name",
+    "check_user_profile",
+    "display_name",
     "evaluation_summary",
     "leaderboard",
+    "leaderboard_user",
     "local_leaderboard",
     "open_bucket",
     "push_session",
@@ -71,6 +81,15 @@ EVALUATION_TRACK = "1"
 USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
 USER_ID_RULE = "use 1-128 letters, digits, '_', '.', '@' or '-', starting with a letter or digit"
 MAX_USER_NAME = 64
+MAX_PROFILE_BYTES = 16_384
+"""Bound of a user's object as JSON (a Supabase user is 2-4 KB)."""
+MAX_PROFILE_DEPTH = 8
+"""Bound of its nesting (a Supabase user's deepest value, an identity's field, is at depth 4)."""
+PROFILE_TEXT = ("full_name", "name", "email", "avatar_url")
+"""Fields of ``user_metadata`` and of each identity's ``identity_data`` that must be text when present."""
+_SECRETS = frozenset({"access_token", "refresh_token", "provider_token", "provider_refresh_token"})
+OWNER_NAME = "owner"
+"""The name shown for the server's owner's local sessions."""
 ATTEMPTS = 3
 """Tries of each request (botocore's, for throttling, 5xx and lost connections) and of each upload whose
 checksum differs (ours)."""
@@ -109,8 +128,122 @@ def check_user_name(value: Any) -> str:
     """A display name for the leaderboards (1-64 printable characters, trimmed), or a ParameterError."""
     if not isinstance(value, str) or not value.strip() or len(value.strip()) > MAX_USER_NAME \
             or not value.isprintable():
-        raise ParameterError("user", value, f"use a name of 1-{MAX_USER_NAME} printable characters")
+        raise ParameterError("user", value, f"use a name of 1-{MAX_USER_NAME} printable characters, or the "
+                             "signed-in user's object")
     return value.strip()
+
+
+def check_user(value: Any) -> str | dict[str, Any]:
+    """A pushed ``user``: a display name (:func:`check_user_name`), or a signed-in user's object
+    (:func:`check_user_profile`); ParameterError naming ``user`` otherwise."""
+    return check_user_profile(value) if isinstance(value, dict) else check_user_name(value)
+
+
+def check_user_profile(value: Any) -> dict[str, Any]:
+    """A signed-in user's object as the original UI sends it (Supabase's ``auth.getUser()``: ``id``,
+    ``email``, ``user_metadata{full_name, avatar_url}``, ``identities[{identity_data{...}}]``, ...), kept
+    as it is: at most 16 KiB of JSON and 8 levels deep, text where the leaderboards read text, and no
+    access token (a session's, sent by mistake, would be shared with everyone). ParameterError naming
+    ``user`` and the field otherwise."""
+    if not isinstance(value, dict):
+        raise ParameterError("user", value, "send the signed-in user's object, or a name")
+    if not _depth_within(value, MAX_PROFILE_DEPTH):
+        raise ParameterError("user", value, f"the user's object is nested more than {MAX_PROFILE_DEPTH} "
+                             "levels deep: send the signed-in user's object as Supabase gives it")
+    try:
+        size = len(json.dumps(value, allow_nan=False).encode())
+    except ValueError:
+        raise ParameterError("user", value, "the user's object holds NaN or infinity: numbers must be "
+                             "finite") from None
+    if size > MAX_PROFILE_BYTES:
+        raise ParameterError("user", value, f"the user's object is {size} bytes of JSON; at most "
+                             f"{MAX_PROFILE_BYTES} are kept")
+    secret = _secret_key(value)
+    if secret is not None:
+        raise ParameterError("user", value, f"the user's object holds {secret!r}: send the user "
+                             "(supabase.auth.getUser()), not the session with its tokens")
+    _check_text(value, ("id", "email"), "user")
+    _check_text(_member(value, "user_metadata", dict, "user"), PROFILE_TEXT, "user.user_metadata")
+    for number, identity in enumerate(_member(value, "identities", list, "user")):
+        where = f"user.identities[{number}]"
+        if not isinstance(identity, dict):
+            raise ParameterError("user", value, f"{where} must be an object, not {_kind(identity)}")
+        data = _member(identity, "identity_data", dict, where, value)
+        _check_text(data, PROFILE_TEXT, f"{where}.identity_data", value)
+    return value
+
+
+def _depth_within(value: Any, limit: int) -> bool:
+    """Whether ``value``'s containers nest at most ``limit`` levels (iteratively: no recursion limit)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return False
+                stack.append((child, depth + 1))
+    return True
+
+
+def _secret_key(value: Any) -> str | None:
+    """The first key anywhere in ``value`` that names a token (its depth is already bounded)."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key in _SECRETS:
+                return key
+            if (found := _secret_key(child)) is not None:
+                return found
+    elif isinstance(value, list):
+        for child in value:
+            if (found := _secret_key(child)) is not None:
+                return found
+    return None
+
+
+def _member(parent: dict[str, Any], name: str, kind: type, where: str, whole: Any = None) -> Any:
+    """``parent[name]`` if it is a ``kind`` (empty when absent or null); ParameterError otherwise."""
+    member = parent.get(name)
+    if member is None:
+        return kind()
+    if not isinstance(member, kind):
+        expected = "an object" if kind is dict else "a list"
+        raise ParameterError("user", parent if whole is None else whole,
+                             f"{where}.{name} must be {expected}, not {_kind(member)}")
+    return member
+
+
+def _check_text(fields: dict[str, Any], names: tuple[str, ...], where: str, whole: Any = None) -> None:
+    for name in names:
+        if fields.get(name) is not None and not isinstance(fields[name], str):
+            raise ParameterError("user", fields if whole is None else whole,
+                                 f"{where}.{name} must be text, not {_kind(fields[name])}")
+
+
+def _kind(value: Any) -> str:
+    return {bool: "true/false", int: "a number", float: "a number", str: "text", dict: "an object",
+            list: "a list"}.get(type(value), type(value).__name__)
+
+
+def _identity_data(profile: dict[str, Any]) -> list[dict[str, Any]]:
+    identities = profile.get("identities")
+    return [identity["identity_data"] for identity in identities if isinstance(identity, dict)
+            and isinstance(identity.get("identity_data"), dict)] if isinstance(identities, list) else []
+
+
+def display_name(profile: dict[str, Any], fallback: str) -> str:
+    """The leaderboards' name for a user's object: its full name (``user_metadata``, then its
+    identities'), else its name, else its email, else ``fallback``; printable, at most 64 characters."""
+    metadata = profile.get("user_metadata") if isinstance(profile.get("user_metadata"), dict) else {}
+    sources = [metadata, *_identity_data(profile)]
+    candidates = [source.get(key) for key in ("full_name", "name") for source in sources]
+    for candidate in [*candidates, profile.get("email"), fallback]:
+        if isinstance(candidate, str):
+            name = "".join(char for char in candidate if char.isprintable()).strip()[:MAX_USER_NAME].strip()
+            if name:
+                return name
+    return fallback
 
 
 # ----- scores ---------------------------------------------------------------------------------------------
@@ -153,7 +286,8 @@ def _is_number(value: Any) -> bool:
 class Standing:
     """One row of a leaderboard: a session, whose it is, and how it did on evaluation.
 
-    ``user`` is ``None`` for the local server's owner; ``source`` is ``local`` (this server) or ``bucket``.
+    ``user`` is ``None`` for the local server's owner; ``source`` is ``local`` (this server) or ``bucket``;
+    ``profile`` is the user's object of a push made with one (see :func:`check_user_profile`).
     """
 
     session_id: str
@@ -165,6 +299,34 @@ class Standing:
     num_trials: int | None
     source: str
     pushed_at: str | None = None
+    profile: dict[str, Any] | None = field(default=None, compare=False)
+
+
+def leaderboard_user(standing: Standing) -> dict[str, Any]:
+    """The ``user`` of a ``get_user_list`` row, which the original UI reads as
+    ``user.identities[0].identity_data.{avatar_url, full_name, email}``: the object pushed, with those
+    three filled in where it lacks them; for a push made with a name (or a local session), an object of
+    the same shape built from the name."""
+    name = standing.user or OWNER_NAME
+    if standing.profile is None:
+        data = {"full_name": name, "email": "", "avatar_url": ""}
+        return {"email": "", "user_metadata": {"full_name": name, "avatar_url": ""},
+                "identities": [{"identity_data": data}]}
+    user = json.loads(json.dumps(standing.profile))  # a copy: the standing stays as read
+    metadata = user.get("user_metadata") if isinstance(user.get("user_metadata"), dict) else {}
+    if not isinstance(user.get("identities"), list) or not user["identities"]:
+        user["identities"] = [{}]
+    if not isinstance(user["identities"][0], dict):
+        user["identities"][0] = {}
+    first = user["identities"][0]
+    if not isinstance(first.get("identity_data"), dict):
+        first["identity_data"] = {}
+    wanted = {"full_name": name, "email": user.get("email") or metadata.get("email") or "",
+              "avatar_url": metadata.get("avatar_url") or ""}
+    for key, value in wanted.items():
+        if not isinstance(first["identity_data"].get(key), str):
+            first["identity_data"][key] = value if isinstance(value, str) else ""
+    return user
 
 
 def rank(standings: list[Standing]) -> list[Standing]:
@@ -342,16 +504,19 @@ class PushResult:
         return f"s3://{self.bucket}/{self.prefix}"
 
 
-def push_session(bucket: Bucket, store: SessionStore, session_id: str, *, user_id: str, user: str,
-                 now: datetime | None = None) -> PushResult:
+def push_session(bucket: Bucket, store: SessionStore, session_id: str, *, user_id: str,
+                 user: str | dict[str, Any], now: datetime | None = None) -> PushResult:
     """Upload a trained and evaluated session (its files, model, ``user.json`` and ``summary.json``) to
-    ``Models/<user_id>/<session_id>/`` in ``bucket``; an earlier push of it is replaced.
+    ``Models/<user_id>/<session_id>/`` in ``bucket``; an earlier push of it is replaced. ``user`` is the
+    name to show, or the signed-in user's object (kept as ``user.json``; the name is derived from it).
 
     The files are read under the session's lock, so the push is one consistent state even while the session
     trains. SessionNotFound for an unknown session, ParameterError for a bad user id or name, CloudError
     otherwise (409: not trained or not evaluated yet).
     """
-    user_id, user = check_user_id(user_id), check_user_name(user)
+    user_id, checked = check_user_id(user_id), check_user(user)
+    profile = checked if isinstance(checked, dict) else None
+    name = display_name(profile, user_id) if profile is not None else str(checked)
     files = _snapshot(store, session_id)
     try:
         summary = evaluation_summary(_document(files, "evaluation_metrics.json", session_id))
@@ -363,9 +528,11 @@ def push_session(bucket: Bucket, store: SessionStore, session_id: str, *, user_i
                          f"`rewards-api evaluate {session_id} --mode evaluation`), then push it")
     agent = _document(files, "agent_params.json", session_id)
     pushed_at = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
-    identity = {"user_id": user_id, "user": user, "session_id": session_id, "pushed_at": pushed_at}
+    identity = {"user_id": user_id, "user": name, "session_id": session_id, "pushed_at": pushed_at}
     summary = {**identity, **summary, "model_configuration": agent.get("model_configuration")}
-    files["user.json"] = _json_bytes(identity)
+    if profile is not None:  # in the summary too: the leaderboard reads one object per push
+        summary["user_profile"] = profile
+    files["user.json"] = _json_bytes(identity if profile is None else profile)
     files["summary.json"] = _json_bytes(summary)  # last: a summary in the bucket means a complete push
     prefix = f"{MODELS_PREFIX}/{user_id}/{session_id}/"
     with _storage_errors(bucket, f"push session {session_id!r} to {bucket.where}"):
@@ -445,4 +612,17 @@ def _standing(summary: Any) -> Standing | None:
         return None
     pushed_at = summary.get("pushed_at")
     return Standing(session_id=session_id, user=user, score=float(score), source="bucket",
-                    pushed_at=pushed_at if isinstance(pushed_at, str) else None, **_numbers(summary))
+                    pushed_at=pushed_at if isinstance(pushed_at, str) else None,
+                    profile=_stored_profile(summary.get("user_profile")), **_numbers(summary))
+
+
+def _stored_profile(value: Any) -> dict[str, Any] | None:
+    """A summary's user object if it passes the checks a push makes (anyone who can write to the bucket
+    could have changed it), else None: the row then shows the name only."""
+    if value is None:
+        return None
+    try:
+        return check_user_profile(value)
+    except ParameterError:
+        log.warning("leaderboard: a pushed user object is not valid; showing the name only")
+        return None

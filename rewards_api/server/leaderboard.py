@@ -4,8 +4,10 @@
 Handlers are plain ``def``: boto3 blocks, so FastAPI runs them in its thread pool, never on the event loop.
 The bucket comes from the settings (``--s3-bucket``, ``--s3-endpoint-url``, ``--s3-region``); its client is
 made on first use and shared. Storage failures are answered with :class:`~rewards_api.cloud.CloudError`'s
-status and message: 400 no bucket configured, 409 a session not trained or evaluated yet, 502 the storage
-refused (no such bucket, credentials missing or refused, access denied, checksums), 503 it cannot be reached.
+status and message: 400 no bucket configured (for a push), 409 a session not trained or evaluated yet, 502
+the storage refused (no such bucket, credentials missing or refused, access denied, checksums), 503 it
+cannot be reached. Without a bucket, ``get_user_list`` lists this server's evaluated sessions instead, so
+that the original UI's leaderboard page works on a laptop.
 """
 
 from __future__ import annotations
@@ -18,15 +20,19 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..cloud import (
+    OWNER_NAME,
     Bucket,
     CloudError,
+    Standing,
     bucket_leaderboard,
+    check_user,
     check_user_id,
-    check_user_name,
     leaderboard,
+    leaderboard_user,
+    local_leaderboard,
     open_bucket,
     push_session,
 )
@@ -39,12 +45,40 @@ router = APIRouter()
 _opening = threading.Lock()
 
 
+class _Open(BaseModel):
+    """Part of a signed-in user's object: the fields the leaderboards read, and any others, kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class IdentityData(_Open):
+    full_name: str | None = None
+    name: str | None = None
+    email: str | None = None
+    avatar_url: str | None = None
+
+
+class Identity(_Open):
+    identity_data: IdentityData | None = None
+
+
+class UserProfile(_Open):
+    """The signed-in user's object, as the original UI sends it (Supabase's ``auth.getUser()``), kept as
+    ``user.json``: at most 16 KiB of JSON, 8 levels deep, no access tokens."""
+
+    id: str | None = None
+    email: str | None = None
+    user_metadata: IdentityData | None = None
+    identities: list[Identity] | None = None
+
+
 class PushModelRequest(SessionRequest):
     """``POST /push_model``, as the original UI sends it."""
 
     user_id: str = Field(description="Whose model: the folder Models/<user_id>/ in the bucket. A user other "
                          "than the server's owner must give their own user name.")
-    user: str = Field(description="The name shown on the leaderboards.")
+    user: str | UserProfile = Field(description="The name shown on the leaderboards, or the signed-in user's "
+                                    "object (the name is then its full name, else its name or email).")
 
     @field_validator("user_id", mode="before")
     @classmethod
@@ -53,8 +87,14 @@ class PushModelRequest(SessionRequest):
 
     @field_validator("user", mode="before")
     @classmethod
-    def _check_user(cls, value: Any) -> str:
-        return check_user_name(value)
+    def _check_user(cls, value: Any) -> str | dict[str, Any]:
+        return check_user(value)
+
+    def pushed_user(self) -> str | dict[str, Any]:
+        """``user`` as sent: a name, or the user's object with every field it was sent with."""
+        if isinstance(self.user, str):
+            return self.user
+        return self.user.model_dump(mode="json", exclude_unset=True)
 
 
 class PushSummary(BaseModel):
@@ -70,6 +110,7 @@ class PushSummary(BaseModel):
     mean_progress: float | None  # per cent of a lap
     num_trials: int | None
     model_configuration: str | list[list[int]] | None
+    user_profile: UserProfile | None = Field(None, description="The user's object, for a push made with one.")
 
 
 class PushModelResponse(MessageResponse):
@@ -81,13 +122,17 @@ class PushModelResponse(MessageResponse):
 
 
 class UserScore(BaseModel):
-    user: str
+    user: UserProfile = Field(description="The user's object, as the original UI's leaderboard reads it "
+                              "(user.identities[0].identity_data.{full_name, email, avatar_url}): the one "
+                              "pushed, or one built from the name.")
+    name: str = Field(description="The name shown on the leaderboards.")
     score: float
     session_id: str
 
 
 class UserListResponse(StatusResponse):
-    """``GET /get_user_list``: the bucket's pushed models, best first, as the original UI expects."""
+    """``GET /get_user_list``: the bucket's pushed models (without a bucket, this server's evaluated
+    sessions), best first, as the original UI expects."""
 
     leaderboard_data: list[UserScore]
 
@@ -155,18 +200,25 @@ def push_model(request: Request, caller: CurrentCaller, store: Store, body: Push
                             "your user name on this server")
     with _storage_answers():
         bucket = _bucket(request)
-        pushed = push_session(bucket, store, body.session_id, user_id=body.user_id, user=body.user)
+        pushed = push_session(bucket, store, body.session_id, user_id=body.user_id, user=body.pushed_user())
     return ok(message=f"session {body.session_id!r} pushed to {pushed.url}", session_id=body.session_id,
               bucket=pushed.bucket, prefix=pushed.prefix, keys=pushed.keys, summary=pushed.summary)
 
 
-@router.get("/get_user_list", summary="The bucket's leaderboard: pushed models by user and score",
-            response_model=UserListResponse, responses=STORAGE_ERRORS)
+@router.get("/get_user_list", summary="The bucket's leaderboard (without a bucket, this server's): models "
+            "by user and score", response_model=UserListResponse, responses=STORAGE_ERRORS)
 def get_user_list(request: Request) -> JSONResponse:
-    with _storage_answers():
-        standings = bucket_leaderboard(_bucket(request))
-    return ok(leaderboard_data=[{"user": s.user, "score": s.score, "session_id": s.session_id}
-                                for s in standings])
+    if request.app.state.settings.s3_bucket:
+        with _storage_answers():
+            standings = bucket_leaderboard(_bucket(request))
+    else:  # a laptop: the original UI's leaderboard page shows this server's evaluated sessions
+        standings = local_leaderboard(request.app.state.store.home)
+    return ok(leaderboard_data=[_user_row(standing) for standing in standings])
+
+
+def _user_row(standing: Standing) -> dict[str, Any]:
+    return {"user": leaderboard_user(standing), "name": standing.user or OWNER_NAME, "score": standing.score,
+            "session_id": standing.session_id}
 
 
 @router.get("/leaderboard", summary="Evaluated sessions ranked by final evaluation score",
@@ -179,5 +231,11 @@ def get_leaderboard(request: Request) -> JSONResponse:
     settings = request.app.state.settings
     bucket = (lambda: _bucket(request)) if settings.s3_bucket else None
     standings, bucket_error = leaderboard(request.app.state.store.home, bucket)
-    entries = [{"rank": place, **dataclasses.asdict(standing)} for place, standing in enumerate(standings, 1)]
+    entries = [{"rank": place, **dataclasses.asdict(standing, dict_factory=_without_profile)}
+               for place, standing in enumerate(standings, 1)]
     return ok(leaderboard=entries, bucket=settings.s3_bucket, bucket_error=bucket_error)
+
+
+def _without_profile(fields: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A standing as a /leaderboard entry: its user's object stays out (it is get_user_list's)."""
+    return {name: value for name, value in fields if name != "profile"}
