@@ -358,7 +358,7 @@ def leaderboard_command(
     if bucket_error:
         errors.print(f"[bold yellow]warning:[/] {bucket_error}", highlight=False)
     if as_json:
-        rows = [{"rank": place, **vars(standing)} for place, standing in enumerate(standings, 1)]
+        rows = [{"rank": place, **standing.entry()} for place, standing in enumerate(standings, 1)]
         sys.stdout.write(json.dumps(rows) + "\n")
         return
     if not standings:

@@ -301,6 +301,11 @@ class Standing:
     pushed_at: str | None = None
     profile: dict[str, Any] | None = field(default=None, compare=False)
 
+    def entry(self) -> dict[str, Any]:
+        """The standing as a leaderboard entry (``/leaderboard``, ``rewards-api leaderboard --json``): its
+        fields but the user's object, which only ``get_user_list`` rows carry."""
+        return {name: value for name, value in vars(self).items() if name != "profile"}
+
 
 def leaderboard_user(standing: Standing) -> dict[str, Any]:
     """The ``user`` of a ``get_user_list`` row, which the original UI reads as

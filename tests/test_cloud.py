@@ -20,7 +20,17 @@ import pytest
 import torch
 
 from rewards_api.agents.dqn import QNetwork
-from rewards_api.cloud import NO_BUCKET, CloudError, bucket_leaderboard, open_bucket, push_session
+from rewards_api.cloud import (
+    NO_BUCKET,
+    CloudError,
+    Standing,
+    bucket_leaderboard,
+    check_user_profile,
+    display_name,
+    leaderboard_user,
+    open_bucket,
+    push_session,
+)
 from rewards_api.config import Settings
 from rewards_api.params import EnvParams, TrainingParams, first_error_message
 from rewards_api.store import SessionNotFound, SessionStore
@@ -248,3 +258,63 @@ def test_the_push_and_leaderboard_commands(s3_server: Any, store: SessionStore, 
     assert [(row["rank"], row["user"], row["session_id"], row["source"], row["score"])
             for row in json.loads(board.stdout)] == [(1, "Ada", "cli_car", "bucket", 10.0),
                                                      (2, None, "cli_car", "local", 10.0)]
+
+
+SIGNED_IN = {"id": "8d0f9c4e-1b2a-4c3d-9e8f-0a1b2c3d4e5f", "email": "ada@example.org", "phone": "",
+             "user_metadata": {"full_name": "Ada Lovelace", "avatar_url": "https://example.org/ada.png"},
+             "identities": [{"provider": "github", "identity_data": {"full_name": "Ada Lovelace",
+                                                                    "email": "ada@example.org"}}]}
+
+
+def test_a_push_with_the_users_object_keeps_it_and_shows_the_name_derived_from_it(
+        aws: Any, store: SessionStore, evaluated_session: Any) -> None:
+    evaluated_session(store, "fast_car", record=100.0, trials=5)
+    bucket = open_bucket(Settings(s3_bucket=aws.new_bucket(), s3_endpoint_url=aws.url))
+    pushed = push_session(bucket, store, "fast_car", user_id=SIGNED_IN["id"], user=SIGNED_IN)
+    assert pushed.summary["user"] == "Ada Lovelace" and pushed.summary["user_profile"] == SIGNED_IN
+    stored = aws.client().get_object(Bucket=bucket.name, Key=f"{pushed.prefix}user.json")["Body"].read()
+    assert json.loads(stored) == SIGNED_IN
+    [standing] = bucket_leaderboard(bucket)
+    assert standing.user == "Ada Lovelace" and standing.profile == SIGNED_IN
+    assert "profile" not in standing.entry()  # the /leaderboard entry stays as it was
+    row = leaderboard_user(standing)
+    assert row["identities"][0]["identity_data"] == {"full_name": "Ada Lovelace", "email": "ada@example.org",
+                                                     "avatar_url": "https://example.org/ada.png"}
+    assert {key: value for key, value in row.items() if key != "identities"} == {
+        key: value for key, value in SIGNED_IN.items() if key != "identities"}
+
+    # Someone with write access to the bucket changed the object: the row shows the name only.
+    summary_key = f"{pushed.prefix}summary.json"
+    tampered = {**pushed.summary, "user_profile": {"id": 5}}
+    aws.client().put_object(Bucket=bucket.name, Key=summary_key, Body=json.dumps(tampered).encode())
+    [standing] = bucket_leaderboard(bucket)
+    assert standing.profile is None and leaderboard_user(standing)["identities"][0]["identity_data"][
+        "full_name"] == "Ada Lovelace"
+
+
+@pytest.mark.parametrize(("profile", "name"), [
+    (SIGNED_IN, "Ada Lovelace"),
+    ({"user_metadata": {"name": "ada_l"}, "identities": [{"identity_data": {"full_name": "Ada L."}}]},
+     "Ada L."),
+    ({"user_metadata": {"full_name": "  \u200b\x07 "}, "email": "ada@example.org"}, "ada@example.org"),
+    ({"user_metadata": {"full_name": "A" * 100}}, "A" * 64),
+    ({"id": "x"}, "u-1"),
+])
+def test_the_display_name_of_a_users_object(profile: dict[str, Any], name: str) -> None:
+    assert display_name(check_user_profile(profile), "u-1") == name
+
+
+def test_a_push_with_a_name_or_no_identities_gives_the_original_leaderboards_shape() -> None:
+    by_name = Standing(session_id="s", user="Bob", score=1.0, record=None, laps_completed=None,
+                       mean_progress=None, num_trials=None, source="bucket")
+    assert leaderboard_user(by_name) == {
+        "email": "", "user_metadata": {"full_name": "Bob", "avatar_url": ""},
+        "identities": [{"identity_data": {"full_name": "Bob", "email": "", "avatar_url": ""}}]}
+    owners = Standing(session_id="s", user=None, score=1.0, record=None, laps_completed=None,
+                      mean_progress=None, num_trials=None, source="local")
+    assert leaderboard_user(owners)["identities"][0]["identity_data"]["full_name"] == "owner"
+    bare = {"id": "u", "email": "eve@example.org", "identities": [], "user_metadata": {}}
+    row = leaderboard_user(Standing(**{**vars(by_name), "user": "eve@example.org", "profile": bare}))
+    eve = "eve@example.org"
+    assert row["identities"] == [{"identity_data": {"full_name": eve, "email": eve, "avatar_url": ""}}]
+    assert bare["identities"] == []  # the standing's object is not changed

@@ -13,7 +13,6 @@ that the original UI's leaderboard page works on a laptop.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -231,11 +230,5 @@ def get_leaderboard(request: Request) -> JSONResponse:
     settings = request.app.state.settings
     bucket = (lambda: _bucket(request)) if settings.s3_bucket else None
     standings, bucket_error = leaderboard(request.app.state.store.home, bucket)
-    entries = [{"rank": place, **dataclasses.asdict(standing, dict_factory=_without_profile)}
-               for place, standing in enumerate(standings, 1)]
+    entries = [{"rank": place, **standing.entry()} for place, standing in enumerate(standings, 1)]
     return ok(leaderboard=entries, bucket=settings.s3_bucket, bucket_error=bucket_error)
-
-
-def _without_profile(fields: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A standing as a /leaderboard entry: its user's object stays out (it is get_user_list's)."""
-    return {name: value for name, value in fields if name != "profile"}
