@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import pytest
@@ -154,12 +154,14 @@ def test_configured_origins_add_to_the_defaults(monkeypatch: pytest.MonkeyPatch)
 
 class ChartReader:
     """Reads the chart file as fast as it can, as the UI's 10 ms poll does; keeps each version it saw with
-    the inode it was read from, and every read that was not a whole chart."""
+    the inode it was read from, and every read that was not a whole chart. Each version's file is kept open
+    until the end, so that its inode number cannot be given to a later file (ext4 reuses them)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.versions: list[tuple[dict[str, Any], int]] = []
         self.torn: list[bytes] = []
+        self._open: list[BinaryIO] = []
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True)
 
@@ -169,8 +171,8 @@ class ChartReader:
 
     def _read(self) -> None:
         while not self._done.is_set():
-            with self.path.open("rb") as handle:
-                inode, raw = os.fstat(handle.fileno()).st_ino, handle.read()
+            handle = self.path.open("rb")
+            inode, raw = os.fstat(handle.fileno()).st_ino, handle.read()
             try:
                 chart = json.loads(raw)
                 whole = set(chart) == set(SAMPLE_CHART) and all(isinstance(v, list) for v in chart.values())
@@ -180,6 +182,9 @@ class ChartReader:
                 self.torn.append(raw)
             elif chart != self.latest:
                 self.versions.append((chart, inode))
+                self._open.append(handle)
+                continue
+            handle.close()
             time.sleep(0.002)
 
     def __enter__(self) -> ChartReader:
@@ -189,6 +194,8 @@ class ChartReader:
     def __exit__(self, *exc_info: object) -> None:
         self._done.set()
         self._thread.join(timeout=5)
+        for handle in self._open:
+            handle.close()
 
 
 def wait_until(check: Callable[[], Any], what: str, timeout: float = 90) -> None:
@@ -293,7 +300,7 @@ def test_the_chart_follows_the_session_started_or_watched_last(
 
     assert reader.torn == []  # the UI never reads half a file...
     inodes = [inode for _, inode in reader.versions]
-    assert len(set(inodes)) == len(inodes)  # ...because each version is a new file renamed in
+    assert len(set(inodes)) == len(inodes)  # ...because each version is a new file, renamed in
     assert sorted(assets.iterdir()) == [chart]  # and no temporary file is left behind
 
 
