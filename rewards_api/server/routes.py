@@ -67,12 +67,13 @@ ENVIRONMENTS = [
      "description": "2D snakes, each driven by its own model, race one another to the food."},
     {"name": "Street Fighter", "id": "street_fighter", "isReleased": False,
      "description": "A 2D arena where two fighters learn to fight for the highest score."},
-    {"name": "Bi-Pedal", "id": "bi_pedal", "isReleased": False,
+    {"name": "Bi-Pedal", "id": "bi-pedal", "isReleased": False,
      "description": "A 2D rough road on which a two-legged walker learns to walk as fast as it can."},
 ]
-"""The original's environments. The original UI shows ``src/assets/images/environments/<id>.gif``, so the ids
-are its pictures' names (the original server said ``bi-pedal``, whose picture is ``bi_pedal.gif``). Sessions
-store the UI's ``environment_name`` ("car-race"); every name is accepted there (see EnvParams)."""
+"""The original server's environments, under its ids. The original UI shows
+``src/assets/images/environments/<id>.gif`` (``car_racer.gif`` for the released one; its unreleased bi-pedal
+picture is ``bi_pedal.gif``, which the original's id never found either). Sessions store the UI's
+``environment_name`` ("car-race"); every name is accepted there (see EnvParams)."""
 
 
 Store = Annotated[SessionStore, Depends(caller_store)]
