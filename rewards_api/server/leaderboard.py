@@ -51,10 +51,16 @@ class _Open(BaseModel):
 
 
 class IdentityData(_Open):
+    """An identity's ``identity_data``; the original UI's leaderboard shows full_name, email, avatar_url."""
+
     full_name: str | None = None
     name: str | None = None
     email: str | None = None
     avatar_url: str | None = None
+
+
+class UserMetadata(IdentityData):
+    """A user's ``user_metadata``: what the sign-in provider says of them."""
 
 
 class Identity(_Open):
@@ -67,7 +73,7 @@ class UserProfile(_Open):
 
     id: str | None = None
     email: str | None = None
-    user_metadata: IdentityData | None = None
+    user_metadata: UserMetadata | None = None
     identities: list[Identity] | None = None
 
 
