@@ -23,7 +23,7 @@ How a picture is measured:
 Usage (needs scikit-image, which the product itself does not)::
 
     pip download --no-deps rewards-envs==0.1.3 -d /tmp/orig && unzip -q /tmp/orig/*.whl -d /tmp/orig/x
-    pip install scikit-image
+    pip install -e '.[measure-tracks]'
     python tools/measure_original_tracks.py /tmp/orig/x/rewards_envs/engines/pygame/car_race/assets
 
 It writes ``rewards_api/envs/data/original_tracks.json`` and ``tests/envs/data/original_asphalt.json``.
