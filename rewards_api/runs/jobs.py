@@ -45,6 +45,7 @@ from typing import Any
 
 import torch
 
+from ..safe_json import clean
 from ..store import SessionNotFound, SessionStore, user_home
 from .events import Event, FrameReady, TrainingStarted
 from .train import Trainer, TrainingError, TrainingOptions
@@ -823,7 +824,8 @@ class JobManager:
                 job.weights = weights
             return
         try:
-            message = json.loads(payload)
+            # What a worker sends holds the user's numbers and text: inf scores, lone surrogates in errors.
+            message = clean(json.loads(payload))
             kind = message["kind"]
         except (ValueError, KeyError, TypeError):
             log.error("session %s: unreadable message from the worker", job.status.session_id)
