@@ -44,6 +44,7 @@ from .params import (
     check_reward_function,
     parse_model_configuration,
 )
+from .safe_json import clean
 
 try:  # POSIX; without it (Windows) the lock only excludes threads of one process.
     import fcntl
@@ -274,7 +275,11 @@ def atomic_write_json(path: Path, data: Any, file_mode: int | None = None) -> No
         json.dump(data, handle, indent=2, ensure_ascii=False, allow_nan=False)
         handle.write("\n")
 
-    _atomic_write(path, write, "w", file_mode)
+    try:
+        _atomic_write(path, write, "w", file_mode)
+    except UnicodeEncodeError:  # a lone surrogate (user text): U+FFFD instead, so the file stays UTF-8
+        data = clean(data, numbers=False)
+        _atomic_write(path, write, "w", file_mode)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -9,12 +9,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+from ..scores import clamp
+
+_EXACT_INTS = 2.0**53  # whole floats beyond this print as floats: not as 309-digit ints
+
 
 def score_value(value: float) -> float | int:
     """A score as the session files show it: whole numbers as ints (as the original wrote them),
-    others rounded to 4 decimals."""
-    rounded = round(float(value), 4)
-    return int(rounded) if rounded.is_integer() else rounded
+    others rounded to 4 decimals; always finite (a reward of 1e308 a step sums to infinity: that is the
+    largest float instead, see :func:`rewards_api.scores.clamp`)."""
+    rounded = round(clamp(value), 4)
+    return int(rounded) if rounded.is_integer() and abs(rounded) < _EXACT_INTS else rounded
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ from ..envs import ENV_ID
 from ..envs.render import encode_jpeg
 from ..envs.reward import RewardFunctionError, compile_reward_source
 from ..params import AgentConfig, AgentParams, EnvParams, TrainingParams
+from ..scores import clamp
 from ..store import SessionStore, atomic_write_bytes
 from .events import (
     EpisodeFinished,
@@ -271,7 +272,7 @@ class Trainer:
         self.episodes += 1
         self.scores.append(score)
         self._score_sum += score
-        mean = round(self._score_sum / len(self.scores), 4)
+        mean = round(clamp(self._score_sum / len(self.scores)), 4)  # the sum may overflow to inf
         self.mean_scores.append(mean)
         if score > self.record:
             self.record = score

@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -26,6 +25,7 @@ from .leaderboard import router as leaderboard_router
 from .lifecycle import router as lifecycle_router
 from .limits import LimitBodySize, TooManyJobs
 from .models import ErrorResponse
+from .responses import SafeJSONResponse
 from .reward_check import fork_server
 from .routes import Conflict, router
 from .training import router as training_router
@@ -36,10 +36,10 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 
 
-def error(status: int, message: str, **extra: Any) -> JSONResponse:
+def error(status: int, message: str, **extra: Any) -> SafeJSONResponse:
     """A JSON error that keeps the original API's ``status`` field and says what to fix."""
     body = {"status": status, "message": message, "detail": message, **extra}
-    return JSONResponse(body, status_code=status)
+    return SafeJSONResponse(body, status_code=status)
 
 
 def create_app(settings: Settings, token: str | None) -> FastAPI:
@@ -78,6 +78,7 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
 
     app = FastAPI(
         lifespan=lifespan,
+        default_response_class=SafeJSONResponse,  # every answer finite JSON in valid UTF-8
         title="rewards",
         version=__version__,
         summary="A local lab for learning reinforcement learning: the original rewards_api, fast and safe.",
@@ -102,45 +103,45 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
         return {"status": 200, "ok": True, "version": __version__}
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's, and Starlette's own (405, body parse 400)
-    def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    def http_error(request: Request, exc: StarletteHTTPException) -> SafeJSONResponse:
         response = error(exc.status_code, str(exc.detail))
         response.headers.update(exc.headers or {})
         return response
 
     @app.exception_handler(RequestValidationError)
-    def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    def invalid_request(request: Request, exc: RequestValidationError) -> SafeJSONResponse:
         problems = describe_errors(exc.errors())
         return error(422, problems[0]["message"] if problems else "invalid request", errors=problems)
 
     @app.exception_handler(ParameterError)
-    def invalid_parameter(request: Request, exc: ParameterError) -> JSONResponse:
+    def invalid_parameter(request: Request, exc: ParameterError) -> SafeJSONResponse:
         problem = {"parameter": exc.parameter, "message": str(exc)}
         if exc.line is not None:
             problem["line"] = exc.line
         return error(422, str(exc), errors=[problem])
 
     @app.exception_handler(InvalidSessionId)
-    def invalid_session(request: Request, exc: InvalidSessionId) -> JSONResponse:
+    def invalid_session(request: Request, exc: InvalidSessionId) -> SafeJSONResponse:
         return error(422, str(exc), errors=[{"parameter": "session_id", "message": str(exc)}])
 
     @app.exception_handler(SessionNotFound)
-    def not_found(request: Request, exc: SessionNotFound) -> JSONResponse:
+    def not_found(request: Request, exc: SessionNotFound) -> SafeJSONResponse:
         return error(404, str(exc))
 
     @app.exception_handler(SessionExists)
-    def exists(request: Request, exc: SessionExists) -> JSONResponse:
+    def exists(request: Request, exc: SessionExists) -> SafeJSONResponse:
         return error(409, str(exc))
 
     @app.exception_handler(Conflict)
-    def conflict(request: Request, exc: Conflict) -> JSONResponse:
+    def conflict(request: Request, exc: Conflict) -> SafeJSONResponse:
         return error(409, str(exc))
 
     @app.exception_handler(TooManyJobs)
-    def too_many_jobs(request: Request, exc: TooManyJobs) -> JSONResponse:
+    def too_many_jobs(request: Request, exc: TooManyJobs) -> SafeJSONResponse:
         return error(exc.status, str(exc))
 
     @app.exception_handler(OSError)
-    def storage_error(request: Request, exc: OSError) -> JSONResponse:
+    def storage_error(request: Request, exc: OSError) -> SafeJSONResponse:
         # Writes are atomic: whatever failed, the files already saved are intact.
         log.error("storage: %s", exc)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
@@ -152,7 +153,7 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
         return error(500, f"the server could not read or write its files: {exc.strerror or exc}")
 
     @app.exception_handler(SessionError)
-    def broken_session(request: Request, exc: SessionError) -> JSONResponse:
+    def broken_session(request: Request, exc: SessionError) -> SafeJSONResponse:
         log.error("session files: %s", exc)
         return error(500, f"the session's files could not be read: {exc}")
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from ..envs.render import track_png
 from ..envs.tracks import Track, builtin_track, get_track
@@ -43,6 +43,7 @@ from .models import (
     check_session_id,
     params_of,
 )
+from .responses import SafeJSONResponse
 from .reward_check import check_reward_source
 from .streams import MJPEG_MEDIA_TYPE, mjpeg_response, paced, replay_frames
 
@@ -87,21 +88,21 @@ async def session_query(session_id: Annotated[str, Query(description="The sessio
 SessionId = Annotated[str, Depends(session_query)]
 
 
-def ok(**body: Any) -> JSONResponse:
+def ok(**body: Any) -> SafeJSONResponse:
     """A 200 answer with the original's ``status`` field. Returned as a response, so FastAPI does not
     walk the (possibly long) score lists with its pure-Python encoder: json.dumps does the work."""
-    return JSONResponse({"status": 200, **body})
+    return SafeJSONResponse({"status": 200, **body})
 
 
 @router.post("/create_session", summary="Create a session", response_model=CreateSessionResponse)
-def create_session(store: Store, session_id: SessionId) -> JSONResponse:
+def create_session(store: Store, session_id: SessionId) -> SafeJSONResponse:
     return ok(**store.create(session_id))
 
 
 @router.post("/delete_session", summary="Delete a session and its files (its training and evaluations "
              "are stopped first)", response_model=MessageResponse)
 def delete_session(request: Request, caller: CurrentCaller, store: Store, session_id: SessionId
-                   ) -> JSONResponse:
+                   ) -> SafeJSONResponse:
     """The original UI has no Stop button: deleting a session that trains stops its training (a queued one
     is dropped) and its evaluations, waits for their processes to end (killing one that does not stop in
     time), then deletes the folder. Nothing of any other session is touched."""
@@ -135,7 +136,7 @@ def _existing(store: SessionStore, session_id: str) -> None:
 
 
 @router.post("/write_env_params", summary="Write env_params.json", response_model=EnvParamsResponse)
-def write_env_params(store: Store, body: EnvParamsRequest) -> JSONResponse:
+def write_env_params(store: Store, body: EnvParamsRequest) -> SafeJSONResponse:
     _existing(store, body.session_id)
     stored = store.write_env_params(body.session_id, EnvParams(**params_of(body)))
     return ok(message="env_params.json written", env_params=stored)
@@ -145,7 +146,7 @@ def write_env_params(store: Store, body: EnvParamsRequest) -> JSONResponse:
              response_model=ModelHistoryResponse)
 @router.post("/write_agent_parameters", summary="Write agent_params.json (the original's other name)",
              response_model=ModelHistoryResponse)
-def write_agent_params(store: Store, body: AgentParamsRequest) -> JSONResponse:
+def write_agent_params(store: Store, body: AgentParamsRequest) -> SafeJSONResponse:
     _existing(store, body.session_id)
     history = store.write_agent_params(body.session_id, AgentParams(**params_of(body)))
     return ok(last_created=history.get("last_created", {}), last_trained=history.get("last_trained", {}))
@@ -153,7 +154,7 @@ def write_agent_params(store: Store, body: AgentParamsRequest) -> JSONResponse:
 
 @router.post("/write_training_params", summary="Check the reward function and write training_params.json",
              response_model=TrainingParamsResponse)
-def write_training_params(store: Store, body: TrainingParamsRequest) -> JSONResponse:
+def write_training_params(store: Store, body: TrainingParamsRequest) -> SafeJSONResponse:
     _existing(store, body.session_id)
     check_reward_source(body.reward_function)
     params = TrainingParams.model_validate(params_of(body), context=REWARD_CHECKED)
@@ -163,7 +164,7 @@ def write_training_params(store: Store, body: TrainingParamsRequest) -> JSONResp
 
 @router.post("/write_reward_fn", summary="Check and replace only the reward function",
              response_model=TrainingParamsResponse)
-def write_reward_fn(store: Store, body: RewardFunctionRequest) -> JSONResponse:
+def write_reward_fn(store: Store, body: RewardFunctionRequest) -> SafeJSONResponse:
     _existing(store, body.session_id)
     check_reward_source(body.reward_function)
     current = store.read(body.session_id, "training_params")
@@ -175,7 +176,7 @@ def write_reward_fn(store: Store, body: RewardFunctionRequest) -> JSONResponse:
 
 @router.post("/check_reward_fn", summary="Check a reward function without saving it (errors name its line)",
              response_model=MessageResponse)
-def check_reward_fn(body: RewardCheckRequest) -> JSONResponse:
+def check_reward_fn(body: RewardCheckRequest) -> SafeJSONResponse:
     check_reward_source(body.reward_function)
     TrainingParams.model_validate({"reward_function": body.reward_function}, context=REWARD_CHECKED)
     return ok(message="the reward function is valid: it ran on sample cars and returned numbers")
@@ -183,20 +184,21 @@ def check_reward_fn(body: RewardCheckRequest) -> JSONResponse:
 
 @router.get("/whoami", summary="Who the token belongs to (the web lab's sign-in check)",
             response_model=WhoAmIResponse)
-async def whoami(caller: CurrentCaller) -> JSONResponse:
+async def whoami(caller: CurrentCaller) -> SafeJSONResponse:
     return ok(user=caller.name, owner=caller.is_owner)
 
 
 @router.get("/get_all_params", summary="Every parameter and metric of a session",
             response_model=AllParamsResponse)
-def get_all_params(store: Store, session_id: SessionId) -> JSONResponse:
+def get_all_params(store: Store, session_id: SessionId) -> SafeJSONResponse:
     return ok(**store.all_params(session_id))
 
 
 @router.get("/get_all_sessions", summary="Every session's parameters and metrics, by session id",
             response_model=dict[str, SessionParams])
-def get_all_sessions(store: Store) -> JSONResponse:
-    return JSONResponse({session_id: store.all_params(session_id) for session_id in store.list_sessions()})
+def get_all_sessions(store: Store) -> SafeJSONResponse:
+    return SafeJSONResponse({session_id: store.all_params(session_id)
+                             for session_id in store.list_sessions()})
 
 
 @router.get("/get_all_envs", summary="The environments on offer")
@@ -283,5 +285,5 @@ async def evaluate_get(request: Request, caller: CurrentCaller, store: Store, se
 
 @router.get("/final_eval_score", summary="Sum over evaluated tracks of record / num_trials",
             response_model=FinalScoreResponse)
-def get_final_eval_score(store: Store, session_id: SessionId) -> JSONResponse:
+def get_final_eval_score(store: Store, session_id: SessionId) -> SafeJSONResponse:
     return ok(score=final_eval_score(store.read(session_id, "evaluation_metrics")))

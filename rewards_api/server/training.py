@@ -10,7 +10,6 @@ Training a session that has a model continues it (a warm start, or the rest of a
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -23,6 +22,7 @@ from .auth import Caller, CurrentCaller
 from .limits import TooManyJobs
 from .live import LiveViews
 from .models import ErrorResponse, JobResponse, JobsResponse, StartResponse, StopResponse
+from .responses import sse_event
 from .routes import SessionId, Store, ok
 from .streams import MJPEG_MEDIA_TYPE, mjpeg_response
 from .ui_metrics import follow_for_ui
@@ -144,7 +144,7 @@ async def metrics_stream(request: Request, caller: CurrentCaller, store: Store, 
                         return
                     yield ": keep-alive\n\n"
                     continue
-                yield f"event: {item.get('kind', 'message')}\ndata: {json.dumps(item)}\n\n"
+                yield sse_event(str(item.get("kind", "message")), item)
                 if item.get("kind") in FINAL_KINDS or (
                     item.get("kind") == "state" and item.get("state") in ("finished", "failed", "stopped")
                 ):

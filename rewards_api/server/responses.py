@@ -1,0 +1,22 @@
+"""The server's one JSON encoder for answers: every route's, every error handler's (see
+:mod:`rewards_api.safe_json`: finite numbers and valid UTF-8, whatever user code produced)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from ..safe_json import clean_text, dumps
+
+
+class SafeJSONResponse(JSONResponse):
+    """A JSON answer whose non-finite floats are ``null`` and whose lone surrogates are U+FFFD."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+def sse_event(kind: str, data: Any) -> str:
+    """One Server-Sent Event carrying ``data`` as JSON (encoded as answers are)."""
+    return f"event: {clean_text(kind)}\ndata: {dumps(data).decode()}\n\n"
