@@ -15,7 +15,12 @@ At compile time (:class:`RewardPolicy`, a RestrictedPython ``RestrictingNodeTran
 - the Python built-ins that are not offered (``open``, ``getattr``, ``type``, ``globals``, ``compile``,
   ``BaseException``, ...), unless the code defines that name itself;
 - ``break``/``continue``/``return`` directly in a ``finally:`` block (they would swallow the time-out that
-  ends a runaway call), and a bare ``except:`` is read as ``except Exception:`` for the same reason.
+  ends a runaway call), and a bare ``except:`` is read as ``except Exception:`` for the same reason;
+- ``yield`` inside a ``try`` or ``with`` statement. A generator kept past the call (in ``params``, in a
+  module-level list) is closed when it is collected, which may be at any moment after the call, in the
+  server's own code and outside every limit; closing runs the ``finally:`` blocks (and the ``except``
+  clauses' expressions) around its ``yield``. Without them, closing a reward's generator runs none of its
+  code: nothing the user wrote runs after a call returns (finalizers, the class of issue 14).
 
 At run time (:func:`new_namespace`): the only built-ins are :data:`SAFE_BUILTINS`; ``import`` hands out a
 read-only namespace per allowed module holding only its public non-module members (never the module,
@@ -183,6 +188,35 @@ def _jumps_out_of(node: ast.AST, in_loop: bool = False) -> Iterator[ast.stmt]:
         yield from _jumps_out_of(child, in_loop)
 
 
+def _yields_in(node: ast.AST) -> Iterator[ast.expr]:
+    """``yield`` and ``yield from`` under ``node`` that belong to its own scope (not to a nested function,
+    though that function's defaults, annotations and decorators are evaluated in this scope)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            arguments = child.args
+            outer: list[ast.AST] = [*arguments.defaults, *(d for d in arguments.kw_defaults if d is not None)]
+            if not isinstance(child, ast.Lambda):
+                outer += [*child.decorator_list, *(a.annotation for a in (*arguments.posonlyargs,
+                          *arguments.args, *arguments.kwonlyargs) if a.annotation is not None)]
+            for part in outer:
+                if isinstance(part, (ast.Yield, ast.YieldFrom)):
+                    yield part
+                yield from _yields_in(part)
+            continue
+        if isinstance(child, ast.ClassDef):
+            continue
+        if isinstance(child, (ast.Yield, ast.YieldFrom)):
+            yield child
+        yield from _yields_in(child)
+
+
+_YIELD_IN_CLEANUP = (
+    "`{word}` inside a `{block}` statement is not allowed in a reward function: a generator kept after the "
+    "call would run its clean-up code when it is collected, outside the reward's limits; yield outside "
+    "the `{block}` statement (or return a list)"
+)
+
+
 class RewardPolicy(RestrictingNodeTransformer):
     """RestrictedPython's policy plus this project's rules (see the module docstring).
 
@@ -194,6 +228,7 @@ class RewardPolicy(RestrictingNodeTransformer):
         super().__init__()
         self.bound = bound or set()
         self._found: list[tuple[int, int, int | None, str]] = []
+        self._refused_yields: set[int] = set()
 
     @property
     def problems(self) -> list[tuple[int | None, str]]:
@@ -259,7 +294,19 @@ class RewardPolicy(RestrictingNodeTransformer):
             node.type = ast.copy_location(ast.Name("Exception", ast.Load()), node)
         return super().visit_ExceptHandler(node)
 
+    def _refuse_yields_in(self, node: ast.AST, block: str) -> None:
+        for found in _yields_in(node):
+            if id(found) not in self._refused_yields:  # a try in a try: reported once
+                self._refused_yields.add(id(found))
+                word = "yield from" if isinstance(found, ast.YieldFrom) else "yield"
+                self.refuse(found, _YIELD_IN_CLEANUP.format(word=word, block=block))
+
+    def visit_With(self, node: ast.With) -> Any:
+        self._refuse_yields_in(node, "with")
+        return super().visit_With(node)
+
     def visit_Try(self, node: ast.Try) -> Any:
+        self._refuse_yields_in(node, "try")
         for statement in node.finalbody:
             for jump in _jumps_out_of(statement):
                 word = type(jump).__name__.lower()

@@ -70,6 +70,10 @@ RETIRE_TIMEOUT = 10.0
 """Seconds a session's training may take to save and exit when the session is deleted, before it is killed."""
 KILL_WAIT = 5.0
 """Seconds to wait for a killed worker to be reaped."""
+STOP_GRACE = 1.2
+"""Seconds a worker may take to save and report its end once told to stop, before it is killed (its reward
+code may be in a long call, or in one C operation; the last saved state stays), so that a stop ends a job
+within 2 s whatever its reward code does."""
 
 JobKey = tuple[str | None, str]
 """A job's identity: (user, session id); the user is ``None`` for the local owner."""
@@ -401,6 +405,7 @@ class _Job:
     control: Connection | None = None
     launching: bool = False
     stop_requested: bool = False
+    stop_sent: float | None = None  # monotonic time the worker was told to stop
     killed: str | None = None  # when it was killed after it did not stop in time: "at shutdown", ...
     ended: float | None = None  # monotonic time the worker reported its end
     exit_killed: bool = False  # it then did not exit within EXIT_GRACE
@@ -695,6 +700,8 @@ class JobManager:
     def _send_stop(job: _Job) -> None:
         """Caller holds the lock."""
         if job.control is not None:
+            if job.stop_sent is None:
+                job.stop_sent = time.monotonic()
             with contextlib.suppress(OSError):  # the worker is gone: its sentinel will tell
                 job.control.send_bytes(b"stop")
 
@@ -903,6 +910,14 @@ class JobManager:
         with self._lock:
             for job in self._jobs.values():
                 process = job.process
+                if (job.stop_sent is not None and process is not None and job.ended is None and not job.killed
+                        and not self._closing and now - job.stop_sent > STOP_GRACE):  # shutdown: its own wait
+                    log.warning("session %s: the training did not stop within %g s; killing it",
+                                job.status.session_id, STOP_GRACE)
+                    job.killed = f"({STOP_GRACE:g} s after it was asked to stop)"
+                    with contextlib.suppress(OSError):
+                        process.kill()
+                    continue
                 if (job.ended is not None and process is not None and not job.exit_killed
                         and now - job.ended > EXIT_GRACE):
                     log.warning("session %s: the training process did not exit; killing it",

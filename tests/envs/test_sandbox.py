@@ -83,6 +83,19 @@ REFUSED_AT_COMPILE: dict[str, tuple[str, str, int]] = {
     "finally continue": (fn_source("while True:", "    try:", "        pass", "    finally:",
                                    "        continue"),
                          "`continue` in a `finally:` block", 6),
+    # Finalizers (issue 14): a generator kept after the call runs this clean-up when it is collected.
+    "yield in try/finally": ("def g():\n    try:\n        yield 1\n    finally:\n        while True:\n"
+                             "            pass\n" + fn_source("params['kept'] = g()", "next(params['kept'])"),
+                             "`yield` inside a `try` statement is not allowed", 3),
+    "yield in try/except": ("def slow():\n    while True:\n        pass\ndef g():\n    try:\n"
+                            "        yield 1\n    except slow():\n        pass\n" + fn_source(),
+                            "`yield` inside a `try` statement", 6),
+    "yield from in try": ("def g():\n    try:\n        pass\n    finally:\n        yield from [1]\n"
+                          + fn_source(), "`yield from` inside a `try` statement", 5),
+    "yield in with": ("def g(m):\n    with m:\n        yield 1\n" + fn_source(),
+                      "`yield` inside a `with` statement", 3),
+    "yield in a default": ("def g():\n    try:\n        def h(a=(yield)):\n            pass\n    finally:\n"
+                           "        pass\n" + fn_source(), "`yield` inside a `try` statement", 3),
 }
 
 
@@ -281,3 +294,13 @@ def test_the_policy_reports_problems_in_our_words() -> None:
     assert [line for line, _ in policy.problems] == [1, 2]
     assert "`.__dict__` is not allowed" in policy.problems[0][1]
     assert "`print` is a reserved name" in policy.problems[1][1]
+
+
+def test_generators_that_cannot_run_code_when_collected_still_work() -> None:
+    source = ("def pairs(xs):\n    for i in range(len(xs) - 1):\n        yield xs[i], xs[i + 1]\n"
+              "def helper():\n    try:\n        def inner():\n            yield 1\n    finally:\n"
+              "        pass\n    return inner\n"
+              "def reward_function(params):\n    kept = pairs(params['radars'])\n    next(kept)\n"
+              "    params['kept'] = kept\n    return sum(1 for a, b in pairs(params['radars']) if a < b)"
+              " + sum(helper()())\n")
+    assert compile_reward_source(source)(sample_params()) == 3.0
