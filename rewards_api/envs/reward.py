@@ -144,13 +144,18 @@ class CallGuard(Protocol):
     """Limits around calls of untrusted reward code (see :mod:`rewards_api.runs.reward_limits`).
 
     ``enter`` is called before a group of calls of the code compiled as ``filename`` and ``leave`` after
-    it, with the params dicts of the group (empty while the module's top level runs), however the group
-    ended. ``leave`` raises :class:`RewardFunctionError` when a limit was passed.
+    it, with the number of calls in the group (0 while the module's top level runs) and the most steps
+    into its episode that a car of the group is, however the group ended. ``leave`` raises
+    :class:`RewardFunctionError` when a limit was passed. The steps are read from the params dicts before
+    the calls, and only while ``wants_steps`` (the user's code may change the dicts it is given, and
+    limits depend only on what it cannot touch); 0 when not read.
     """
+
+    wants_steps: bool
 
     def enter(self, filename: str | None) -> None: ...
 
-    def leave(self, calls: Sequence[Mapping[str, Any]]) -> None: ...
+    def leave(self, calls: int, steps: int) -> None: ...
 
 
 _call_guard: CallGuard | None = None
@@ -190,13 +195,14 @@ class RewardFunction:
         guard = self.guard
         if guard is None:
             return self._one(params)
+        steps = _steps_of((params,)) if guard.wants_steps else 0
         guard.enter(self._filename)
         try:
             reward = self._one(params)
         except BaseException:
-            guard.leave((params,))  # a limit that was passed is reported instead of what it interrupted
+            guard.leave(1, steps)  # a limit that was passed is reported instead of what it interrupted
             raise
-        guard.leave((params,))
+        guard.leave(1, steps)
         return reward
 
     def batch(self, params_list: Sequence[dict[str, Any]]) -> np.ndarray:
@@ -207,13 +213,14 @@ class RewardFunction:
         guard = self.guard
         if guard is None:
             return self._batch(params_list)
+        steps = _steps_of(params_list) if guard.wants_steps else 0
         guard.enter(self._filename)
         try:
             rewards = self._batch(params_list)
         except BaseException:
-            guard.leave(params_list)  # a limit that was passed is reported instead of what it interrupted
+            guard.leave(len(params_list), steps)  # a limit passed is reported instead of what it interrupted
             raise
-        guard.leave(params_list)
+        guard.leave(len(params_list), steps)
         return rewards
 
     def _one(self, params: dict[str, Any]) -> float:
@@ -264,6 +271,14 @@ class RewardFunction:
 
     def _raised(self, exc: Exception) -> RewardFunctionError:
         return _error_from_exception(exc, self._filename)
+
+
+def _steps_of(params_list: Sequence[Mapping[str, Any]]) -> int:
+    """The most ``steps`` among params dicts not yet given to the user's code (what the simulator wrote)."""
+    try:
+        return max((int(params.get("steps", 1)) for params in params_list), default=0)
+    except (TypeError, ValueError):  # a caller's own dicts without a count: no episode estimate
+        return 0
 
 
 _REPR = reprlib.Repr()
@@ -388,7 +403,7 @@ def _run_module(code: Any, namespace: dict[str, Any], filename: str, guard: Call
         failure.__cause__ = exc
     finally:
         if guard is not None:
-            guard.leave(())
+            guard.leave(0, 0)
     if failure is not None:
         raise failure
 

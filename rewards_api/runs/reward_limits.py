@@ -36,7 +36,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from ..envs.reward import RewardFunctionError, get_call_guard, set_call_guard
@@ -144,6 +144,7 @@ class CpuLimits:
         self.backstop = backstop
         self.enabled = True
         self.mean_call = 0.0  # CPU seconds, smoothed over batches
+        self.wants_steps = False  # calls cost enough for an episode's estimate to matter
         self._ticks_to_trip = round(call_limit / tick) + 1  # the first tick can come just after the start
         self._active = False
         self._filename: str | None = None
@@ -161,7 +162,9 @@ class CpuLimits:
         self._active = True
         signal.setitimer(signal.ITIMER_PROF, self.tick, self.tick)
 
-    def leave(self, calls: Sequence[Mapping[str, Any]]) -> None:
+    def leave(self, calls: int, steps: int) -> None:
+        """After ``calls`` calls of a group whose furthest car is ``steps`` steps into its episode (read
+        by the caller before the calls: the reward may rewrite ``params["steps"]``)."""
         if not self.enabled:
             return
         self._active = False  # first: a tick still pending when the timer stops finds nothing to do
@@ -174,14 +177,13 @@ class CpuLimits:
                 self.backstop.release()
             raise RewardFunctionError(problem, line, self._quote(line))
         if calls:
-            self.mean_call += (spent / len(calls) - self.mean_call) * _SMOOTHING
-            if self.mean_call * _EPISODE_STEPS_BOUND > self.episode_limit:
-                self._check_episode(calls)
+            self.mean_call += (spent / calls - self.mean_call) * _SMOOTHING
+            # Below this a call is too cheap to matter: the callers then skip reading the steps.
+            self.wants_steps = self.mean_call * _EPISODE_STEPS_BOUND > self.episode_limit
+            if self.wants_steps and steps:
+                self._check_episode(steps)
 
-    def _check_episode(self, calls: Sequence[Mapping[str, Any]]) -> None:
-        steps = max((call.get("steps", 1) for call in calls), default=1)
-        if not isinstance(steps, int):
-            return
+    def _check_episode(self, steps: int) -> None:
         estimate = steps * self.mean_call
         if estimate > self.episode_limit:
             raise RewardFunctionError(

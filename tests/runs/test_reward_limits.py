@@ -120,15 +120,31 @@ def test_a_runaway_module_top_level_is_stopped_too() -> None:
 
 def test_slow_calls_are_fine_one_by_one_but_not_for_a_whole_episode() -> None:
     guard = CpuLimits(call_limit=1.0, episode_limit=0.5)
-    calls = [sample_params({"steps": 400})] * 10
     with call_limits():  # a SIGPROF handler in place while the guard's timer is armed
         guard.mean_call = 0.002  # as if each call took 2 ms: 400 steps make 0.8 s
         guard.enter(None)
         with pytest.raises(RewardFunctionError, match=r"one episode took about 1 s .*400 steps"):
-            guard.leave(calls)
+            guard.leave(10, 400)
         guard.mean_call = 0.0001  # 0.1 ms a call: 40 ms an episode
         guard.enter(None)
-        guard.leave(calls)
+        guard.leave(10, 400)
+
+
+def test_the_episode_limit_counts_steps_the_reward_cannot_rewrite() -> None:
+    """params["steps"] = 1 in the reward does not make its episode look short (issue 14, finding 2)."""
+    source = ("def reward_function(params):\n    params['steps'] = 1\n    x = 0\n"
+              "    for i in range(50000):\n        x = x + i\n    return 1.0\n")
+    with call_limits():
+        guard = get_call_guard()
+        assert isinstance(guard, CpuLimits)
+        guard.episode_limit = 0.5  # ~1 ms a call as measured: 4000 steps make ~4 s
+        fn = compile_reward_source(source)
+        with pytest.raises(RewardFunctionError, match=r"one episode took about .*4000 steps"):
+            for _ in range(200):
+                fn.batch([sample_params({"steps": 4000}) for _ in range(10)])
+        with pytest.raises(RewardFunctionError, match=r"one episode took about .*4000 steps"):
+            for _ in range(200):
+                fn.one(sample_params({"steps": 4000}))
 
 
 def test_callables_from_python_run_without_limits() -> None:
