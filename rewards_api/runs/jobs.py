@@ -47,6 +47,7 @@ import torch
 
 from ..safe_json import clean
 from ..store import SessionNotFound, SessionStore, user_home
+from .child_output import OutputRelay, redirect_output
 from .events import Event, FrameReady, TrainingStarted
 from .train import Trainer, TrainingError, TrainingOptions
 
@@ -326,8 +327,11 @@ def _state_dict_bytes(state: dict[str, torch.Tensor]) -> bytes:
 
 
 def _worker_main(home: str, session_id: str, options: TrainingOptions | None, results: Connection,
-                 control: Connection) -> None:
+                 control: Connection, output: Connection) -> None:
     """Run one session's training in this (spawned) process and report to the manager.
+
+    Its stdout and stderr go to ``output``, which the manager reads (:mod:`rewards_api.runs.child_output`:
+    bounded and escaped, never the server's stream raw).
 
     A ``stop`` on ``control`` (or its end of file: the manager is gone) makes a watcher thread call
     ``trainer.stop()``; the run then saves what it learned and ends as ``stopped``. The process runs the
@@ -336,6 +340,7 @@ def _worker_main(home: str, session_id: str, options: TrainingOptions | None, re
     """
     from .reward_limits import install
 
+    redirect_output(output)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the server's terminal: the manager stops us
     install()
     torch.set_num_threads((options or TrainingOptions()).torch_threads)
@@ -410,6 +415,7 @@ class _Job:
     ended: float | None = None  # monotonic time the worker reported its end
     exit_killed: bool = False  # it then did not exit within EXIT_GRACE
     weights: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    output: OutputRelay | None = field(default=None, repr=False)  # what the worker writes
 
     @property
     def has_worker(self) -> bool:
@@ -773,18 +779,21 @@ class JobManager:
         session_id = job.status.session_id
         options = replace(self.options or TrainingOptions(), fresh=job.fresh)
         results_reader = results_writer = control_reader = control_writer = None
+        output_reader = output_writer = None
         try:
             results_reader, results_writer = self._context.Pipe(duplex=False)
             control_reader, control_writer = self._context.Pipe(duplex=False)
+            output_reader, output_writer = self._context.Pipe(duplex=False)
             process = self._context.Process(
                 target=_worker_main, name=f"rewards-train-{session_id}", daemon=True,
                 args=(str(self.store_of(job.status.user).home), session_id, options, results_writer,
-                      control_reader),
+                      control_reader, output_writer),
             )
             process.start()
         except Exception as exc:
             log.exception("could not start the training of session %s", session_id)
-            for connection in (results_reader, results_writer, control_reader, control_writer):
+            for connection in (results_reader, results_writer, control_reader, control_writer, output_reader,
+                               output_writer):
                 if connection is not None:
                     connection.close()
             with self._lock:
@@ -793,12 +802,15 @@ class JobManager:
             return
         results_writer.close()  # the worker holds the other ends: its exit closes them
         control_reader.close()
+        output_writer.close()
+        output = OutputRelay.of(output_reader, f"training worker of session {session_id}")
         with contextlib.suppress(OSError):  # training is batch work: the server's answers come first
             niceness = min(os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS, 19)
             os.setpriority(os.PRIO_PROCESS, process.pid, niceness)
         with self._lock:
             job.launching = False
             job.process, job.results, job.control = process, results_reader, control_writer
+            job.output = output
             job.status.state = JobState.running
             job.status.started_at = time.time()
             job.status.pid = process.pid
@@ -877,6 +889,7 @@ class JobManager:
         assert process is not None
         process.join(timeout=1.0)
         code = process.exitcode
+        job.output = None
         with self._lock:
             if job.results is not None:
                 job.results.close()

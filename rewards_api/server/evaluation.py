@@ -18,6 +18,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from ..runs.child_output import OutputRelay, redirect_output
 from ..runs.evaluate import CarPose
 from ..runs.reward_limits import explain_exit
 
@@ -131,12 +132,14 @@ class Evaluation:
     poses: list[list[CarPose]]  # one list per trial
 
 
-def _child(connection: Any, home: str, session_id: str, mode: str, track: int | str, trials: int) -> None:
+def _child(connection: Any, output: Any, home: str, session_id: str, mode: str, track: int | str,
+           trials: int) -> None:
     from ..envs.reward import RewardFunctionError
     from ..runs.evaluate import ModelNotTrained, evaluate
     from ..runs.reward_limits import install
     from ..store import SessionStore
 
+    redirect_output(output)  # read by the server, bounded and escaped (rewards_api.runs.child_output)
     install()  # the reward function runs here: memory and CPU limits first (rewards_api.runs.reward_limits)
     try:
         poses: list[list[CarPose]] = []
@@ -160,10 +163,18 @@ def run_evaluation(home: Path, session_id: str, mode: str, track: int | str, tri
     cancelling it kills the process (EvaluationFailed 404: the session is being deleted)."""
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(sender, str(home), session_id, mode, track, trials),
-                              daemon=True)
-    process.start()
-    sender.close()
+    output_reader, output_writer = context.Pipe(duplex=False)
+    try:
+        process = context.Process(target=_child, args=(sender, output_writer, str(home), session_id, mode,
+                                                       track, trials), daemon=True)
+        process.start()
+    except BaseException:
+        output_reader.close()
+        raise
+    finally:
+        sender.close()
+        output_writer.close()
+    output = OutputRelay.of(output_reader, f"evaluation of session {session_id}")
     if run is not None:
         run.attach(process)
     try:

@@ -23,6 +23,8 @@ import sys
 import threading
 import time
 
+from ..runs.child_output import OutputRelay
+
 CHECK_TIMEOUT = 10.0
 """Seconds a check may take (the fork server's one-off start-up included)."""
 CHECKS_AT_ONCE = 2
@@ -46,8 +48,13 @@ class _ForkServer:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "rewards_api.server.reward_check_server", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # its children run user code: see below
             )
         self._control = ours
+        # What the fork server and its check children write reaches the server's log only bounded and
+        # escaped (rewards_api.runs.child_output): a SyntaxWarning, for one, quotes the user's line.
+        assert self._process.stdout is not None
+        OutputRelay(self._process.stdout.fileno(), "reward check", keep=self._process.stdout)
 
     def ensure_running(self) -> None:
         """Start the fork server now (its imports take a moment) rather than on the first check."""
