@@ -338,9 +338,12 @@ def _worker_main(home: str, session_id: str, options: TrainingOptions | None, re
     user's reward code, so it limits itself first (memory, CPU per call and per episode: see
     :mod:`rewards_api.runs.reward_limits`); a limit passed fails the job with a message naming it.
     """
+    import faulthandler
+
     from .reward_limits import install
 
     redirect_output(output)
+    faulthandler.enable()  # a crash (deep nesting in the reward: see explain_exit) names the user's line
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the server's terminal: the manager stops us
     install()
     torch.set_num_threads((options or TrainingOptions()).torch_threads)
@@ -889,6 +892,10 @@ class JobManager:
         assert process is not None
         process.join(timeout=1.0)
         code = process.exitcode
+        crash_report = b""
+        if job.output is not None and code is not None and code < 0:
+            job.output.join(timeout=1.0)  # its last words (faulthandler's report of a crash)
+            crash_report = job.output.tail
         job.output = None
         with self._lock:
             if job.results is not None:
@@ -910,7 +917,7 @@ class JobManager:
                 message += ")"
                 from .reward_limits import explain_exit  # a limit on the reward code: the likely cause
 
-                message = explain_exit(code, message)
+                message = explain_exit(code, message, crash_report)
                 self._publish(job.status.key, {"kind": "failed", "message": message,
                                                       "episodes": job.status.episode,
                                                       "steps": job.status.steps})

@@ -33,6 +33,7 @@ import contextlib
 import linecache
 import math
 import os
+import re
 import signal
 import threading
 import time
@@ -78,6 +79,7 @@ TICK = 0.1
 """CPU seconds between two looks at a running call."""
 
 _REFRESH = 0.5  # wall seconds between two raises of the RLIMIT_CPU soft limit
+_REWARD_FRAME = re.compile(rb'File "<reward_function-\d+>", line (\d+)')  # faulthandler's frame lines
 _EPISODE_STEPS_BOUND = 100_000  # no episode is longer: below budget / bound a call is too cheap to matter
 _SMOOTHING = 0.1  # weight of the newest batch in the mean cost of a call
 
@@ -295,9 +297,19 @@ def call_limits() -> Iterator[None]:
         signal.signal(signal.SIGPROF, previous)
 
 
-def explain_exit(code: int | None, message: str) -> str:
+def explain_exit(code: int | None, message: str, crash_report: bytes = b"") -> str:
     """``message`` about a process that ended with exit code ``code``, followed by the likely cause in
-    words when a limit of this module (or the system, for memory) ended it."""
+    words when a limit of this module (or the system, for memory) ended it, or when it crashed.
+
+    ``crash_report``: what the process wrote last (``faulthandler``'s report of a crash names the line of
+    the reward function that was running)."""
+    if code in (-signal.SIGSEGV, -signal.SIGBUS):
+        found = _REWARD_FRAME.search(crash_report)
+        where = f" (line {int(found[1])} of the reward function)" if found else ""
+        return (f"{message}: the process crashed{where}. This is what happens when a reward function nests "
+                "things too deeply: a tuple or list inside another a million times, or a long chain of "
+                "filter(), map(), zip() or generators each reading the one before; Python runs out of stack "
+                "following them. Keep data structures flat and iterate over lists instead")
     if code == -signal.SIGXCPU:
         return (f"{message}: the reward function used more CPU time than allowed and could not be "
                 "interrupted (one long operation such as sum(range(10**12)), or a call that went on after "

@@ -134,12 +134,15 @@ class Evaluation:
 
 def _child(connection: Any, output: Any, home: str, session_id: str, mode: str, track: int | str,
            trials: int) -> None:
+    import faulthandler
+
     from ..envs.reward import RewardFunctionError
     from ..runs.evaluate import ModelNotTrained, evaluate
     from ..runs.reward_limits import install
     from ..store import SessionStore
 
     redirect_output(output)  # read by the server, bounded and escaped (rewards_api.runs.child_output)
+    faulthandler.enable()
     install()  # the reward function runs here: memory and CPU limits first (rewards_api.runs.reward_limits)
     try:
         poses: list[list[CarPose]] = []
@@ -188,7 +191,8 @@ def run_evaluation(home: Path, session_id: str, mode: str, track: int | str, tri
                 deleted = f"session {session_id!r} was deleted during its evaluation"
                 raise EvaluationFailed(deleted, 404) from None
             message = f"the evaluation process exited unexpectedly (exit code {process.exitcode})"
-            explained = explain_exit(process.exitcode, message)  # a limit on the reward code: the user's fix
+            output.join(1.0)  # a crash: faulthandler's report names the reward's line
+            explained = explain_exit(process.exitcode, message, output.tail)  # a limit or a crash: the fix
             raise EvaluationFailed(explained, 500 if explained == message else 422) from None
     finally:
         if process.is_alive():

@@ -17,6 +17,7 @@ in every child (``rewards-api`` imports the whole CLI), 0.2 s of CPU per check.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import os
 import selectors
@@ -56,6 +57,7 @@ def check_in_child(connection: socket.socket) -> None:
         chunks.append(chunk)
     source = b"".join(chunks).decode("utf-8", errors="replace")
     os.nice(CHECK_NICENESS)
+    faulthandler.enable()  # a crash is reported on stderr, which the server reads bounded and escaped
     install(memory_headroom=CHECK_MEMORY_HEADROOM, cpu_backstop=CHECK_CPU_BUDGET, refresh=False)
     try:
         samples.call_on_samples(compile_reward_source(source), EPISODE_CPU_LIMIT)

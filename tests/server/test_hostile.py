@@ -67,6 +67,12 @@ def refused_corpus(canary: Path, secret: Path) -> dict[str, tuple[str, str, int]
                          "more than 1 s of CPU", 2),
         "NaN": ("def reward_function(params):\n    return float('nan')\n", "finite number", 2),
         "not a number": ("def reward_function(params):\n    return 'fast'\n", "it must return a number", 2),
+        # Issue 14: a generator whose clean-up would run when it is collected, after the call.
+        "finalizer": ("def keep():\n    try:\n        yield 1\n    finally:\n"
+                      f"        {grab}\n" + "def reward_function(params):\n    params['kept'] = keep()\n"
+                      "    next(params['kept'])\n    return 1\n", "`yield` inside a `try` statement", 3),
+        "deep nesting": ("def reward_function(params):\n    t = ()\n    for i in range(10**6):\n"
+                         "        t = (t,)\n    return len({t})\n", "nests things too deeply", 0),
     }
 
 
@@ -92,6 +98,8 @@ CONTAINED = {
     # name: (source, words of the job's error). More kinds (memory, an uninterruptible C operation) are
     # contained in tests/runs/test_reward_limits.py with the same job manager the server uses.
     "endless loop": (later("while True: pass"), "more than 1 s of CPU time"),
+    "deep nesting": (later("f = [1]\n        for i in range(10**6):\n            f = filter(None, f)\n"
+                           "        return next(f)"), "nests things too deeply"),
 }
 
 
@@ -123,7 +131,8 @@ def test_hostile_functions_are_refused_or_contained_and_nothing_escapes(
         assert response.status_code == 422, (name, response.text)
         body = response.json()
         assert body["errors"][0]["parameter"] == "reward_function", name
-        assert words in body["message"] and f"(line {line}" in body["message"], (name, body["message"])
+        assert words in body["message"], (name, body["message"])
+        assert not line or f"(line {line}" in body["message"], (name, body["message"])  # 0: a crash
     stored = api.get(f"{V1}/get_all_params", params={"session_id": session}).json()["training_params"]
     assert "canary" not in str(stored)  # nothing refused was stored
 
