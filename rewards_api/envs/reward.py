@@ -43,6 +43,7 @@ import itertools
 import linecache
 import math
 import numbers
+import re
 import reprlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -120,6 +121,7 @@ _FLOAT_MAX = sys.float_info.max
 _MESSAGE_LIMIT = 300  # characters of an exception's text quoted in an error
 RewardCallable = Callable[[dict[str, Any]], Any]
 _counter = itertools.count(1)
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 class RewardFunctionError(ValueError):
@@ -130,6 +132,7 @@ class RewardFunctionError(ValueError):
     """
 
     def __init__(self, problem: str, line: int | None = None, code: str | None = None) -> None:
+        problem = _ADDRESS.sub("", problem)  # "<generator object f at 0x7fa0...>": the process's heap layout
         self.problem = problem
         self.line = line
         self.code = code

@@ -8,6 +8,7 @@ Each evaluation in progress (its child process, then its replay) is an :class:`E
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import threading
 import traceback
@@ -26,6 +27,8 @@ EVALUATION_TIMEOUT = 120.0
 """Seconds an evaluation may take before its process is killed."""
 KILL_WAIT = 5.0
 """Seconds to wait for a killed evaluation process to exit."""
+MAX_ANSWER_BYTES = 64 << 20
+"""Bytes of JSON an evaluation child may send back (its metrics and every trial's car poses)."""
 
 
 class EvaluationFailed(RuntimeError):
@@ -132,6 +135,11 @@ class Evaluation:
     poses: list[list[CarPose]]  # one list per trial
 
 
+def _send(connection: Any, answer: list[Any]) -> None:
+    """The child's answer, as JSON (the server never unpickles what a process running user code sends)."""
+    connection.send_bytes(json.dumps(answer).encode())
+
+
 def _child(connection: Any, output: Any, home: str, session_id: str, mode: str, track: int | str,
            trials: int) -> None:
     import faulthandler
@@ -147,17 +155,29 @@ def _child(connection: Any, output: Any, home: str, session_id: str, mode: str, 
     try:
         poses: list[list[CarPose]] = []
         metrics = evaluate(SessionStore(home), session_id, mode, track, trials, poses=poses)
-        connection.send(("ok", metrics, poses))
+        _send(connection, ["ok", metrics, poses])
     except ModelNotTrained as exc:
-        connection.send(("error", str(exc), 409))
+        _send(connection, ["error", str(exc), 409])
     except MemoryError:
-        connection.send(("error", "the evaluation used too much memory (MemoryError) and was stopped", 422))
+        _send(connection, ["error", "the evaluation used too much memory (MemoryError) and was stopped", 422])
     except (RewardFunctionError, ValueError) as exc:
-        connection.send(("error", str(exc), 422))
+        _send(connection, ["error", str(exc), 422])
     except Exception as exc:  # reported to the client instead of a bare 500
-        connection.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}", 500))
+        _send(connection, ["error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}", 500])
     finally:
         connection.close()
+
+
+def _answer(receiver: Any) -> tuple[str, Any, Any]:
+    """The child's answer: JSON, bounded (EOFError when it sent none); a malformed one is an error."""
+    try:
+        answer = json.loads(receiver.recv_bytes(MAX_ANSWER_BYTES))
+    except (OSError, ValueError):  # too long, or not JSON
+        return "error", "the evaluation process sent an unreadable answer", 500
+    if (isinstance(answer, list) and len(answer) == 3 and answer[0] in ("ok", "error")
+            and (answer[0] == "ok" or (isinstance(answer[1], str) and answer[2] in (409, 422, 500)))):
+        return answer[0], answer[1], answer[2]
+    return "error", "the evaluation process sent an unreadable answer", 500
 
 
 def run_evaluation(home: Path, session_id: str, mode: str, track: int | str, trials: int = 5,
@@ -184,7 +204,7 @@ def run_evaluation(home: Path, session_id: str, mode: str, track: int | str, tri
         if not receiver.poll(timeout):
             raise EvaluationFailed(f"the evaluation took longer than {timeout:g} s and was stopped", 504)
         try:
-            answer = receiver.recv()
+            answer = _answer(receiver)
         except EOFError:
             process.join(5)
             if run is not None and run.cancelled:
