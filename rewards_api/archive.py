@@ -12,8 +12,12 @@ Lock files and temporary files are never exported. An import trusts nothing in t
 member names that are absolute, hold ``..``, backslashes or a drive letter, symbolic links, any file not in
 the list above, too many entries, too many bytes once uncompressed (declared sizes are checked first, and
 the bytes actually read are counted), a missing or unknown manifest, files that do not match it, JSON that
-does not parse, parameters that are not valid, and models that do not load with
-``torch.load(..., weights_only=True)`` (which never runs pickled code). The files go into a hidden folder
+does not parse or holds numbers beyond a float's range (``1e999``), a document larger than its bound
+(:data:`DOCUMENT_LIMITS`), parameters that are not valid, and models that do not load with
+``torch.load(..., weights_only=True)`` (which never runs pickled code). The evaluation results an archive
+brings are kept in its evaluation_metrics.json but not trusted: the session's standing starts empty
+(:meth:`~rewards_api.store.SessionStore.start_untrusted_standing`), so it is ranked only once evaluated on
+this server, from those evaluations alone. The files go into a hidden folder
 in the home folder, are checked there, and the folder is renamed into place: a session is imported whole or
 not at all, and nothing already saved is touched.
 """
@@ -24,6 +28,7 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import secrets
@@ -51,6 +56,7 @@ from .params import (
 )
 from .store import (
     DOCUMENTS,
+    MAX_EVALUATION_METRICS_BYTES,
     SessionExists,
     SessionPaths,
     SessionStore,
@@ -60,6 +66,7 @@ from .store import (
 
 __all__ = [
     "ARCHIVE_FORMAT",
+    "DOCUMENT_LIMITS",
     "FORMAT_VERSION",
     "MANIFEST_NAME",
     "MAX_ARCHIVE_BYTES",
@@ -79,8 +86,19 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 MAX_ENTRIES = 32
 """Entries an archive may hold: the session's files and their folders number about a dozen."""
-MAX_DOCUMENT_BYTES = 64 * 2**20
-"""A JSON document once uncompressed (a 100,000-episode history is a few megabytes)."""
+MAX_DOCUMENT_BYTES = 16 * 2**20
+"""The largest JSON document once uncompressed: a 100,000-episode history (training_metrics.json, and
+model_history.json, which repeats its scores) is a few megabytes. Each document has its own bound:
+:data:`DOCUMENT_LIMITS`."""
+DOCUMENT_LIMITS: dict[str, int] = {
+    "env_params": 64 * 2**10,
+    "agent_params": 64 * 2**10,
+    "training_params": 4 * 2**20,  # the reward function's source (a request body is at most 1 MB)
+    "training_metrics": MAX_DOCUMENT_BYTES,
+    "evaluation_metrics": MAX_EVALUATION_METRICS_BYTES,  # a few hundred bytes per evaluated track
+    "model_history": MAX_DOCUMENT_BYTES,
+}
+"""Each JSON document's bound once uncompressed, by name (beyond it, the import is refused with 413)."""
 _LARGEST_WEIGHTS = MAX_LAYERS * (MAX_LAYER_SIZE + 1) * MAX_LAYER_SIZE * 4  # float32 weights and biases
 MAX_MODEL_BYTES = _LARGEST_WEIGHTS * 3 // 2
 """model.pth of the largest network the parameters allow, with room for PyTorch's container."""
@@ -121,9 +139,8 @@ _MEMBERS = archive_members()
 _FOLDERS = {f"{parent}/" for name in _MEMBERS for parent in PurePosixPath(name).parents if str(parent) != "."}
 """Folder entries some zip tools add (``session_saved_models/``): allowed, and skipped."""
 _MODELS = {name for name, attribute in _MEMBERS.items() if attribute in ("model", "resume_checkpoint")}
-_LIMITS = {name: {"model": MAX_MODEL_BYTES, "resume_checkpoint": MAX_CHECKPOINT_BYTES}.get(attribute,
-                                                                                          MAX_DOCUMENT_BYTES)
-           for name, attribute in _MEMBERS.items()}
+_LIMITS = {name: {"model": MAX_MODEL_BYTES, "resume_checkpoint": MAX_CHECKPOINT_BYTES,
+                  **DOCUMENT_LIMITS}[attribute] for name, attribute in _MEMBERS.items()}
 
 
 # ----- export ----------------------------------------------------------------------------------------------
@@ -283,14 +300,32 @@ def _read_manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
     return manifest
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: valid JSON syntax, but infinite as a number
+        raise ValueError(f"{text[:40]} is beyond the range of a number")
+    return value
+
+
+def _finite_int(text: str) -> int:
+    value = int(text)
+    try:
+        float(value)
+    except OverflowError:
+        raise ValueError(f"the integer {text[:40]}... is beyond the range of a number") from None
+    return value
+
+
 def _parse_json(data: bytes, name: str) -> dict[str, Any]:
-    """A JSON object from ``data`` (NaN and infinity refused: they are not JSON); ArchiveError otherwise."""
+    """A JSON object from ``data`` whose numbers are all finite (NaN, infinity and numbers beyond a float's
+    range such as ``1e999`` refused); ArchiveError otherwise."""
 
     def refuse(constant: str) -> None:
         raise ValueError(f"{constant} is not a JSON value")
 
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=refuse)
+        value = json.loads(data.decode("utf-8"), parse_constant=refuse, parse_float=_finite_float,
+                           parse_int=_finite_int)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ArchiveError(f"archive member {name!r} is not valid JSON ({exc}): the archive is damaged; "
                            f"{_EXPORT_HINT}") from None
@@ -439,6 +474,8 @@ def import_session(store: SessionStore, source: PathOrFile, session_id: str | No
                 _unpack(archive, files, manifest, staging)
                 _check_models(staging, set(files), _check_documents(staging, set(files)))
                 SessionPaths.at(staging).saved_models.mkdir(exist_ok=True)  # what makes a folder a session
+                # Its evaluation results are the archive's claims: it ranks once evaluated here.
+                SessionStore.start_untrusted_standing(staging)
                 _move_into_place(store, staging, target)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)

@@ -42,6 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import scores
 from .params import ParameterError
 from .store import SESSION_FILES, SessionError, SessionNotFound, SessionStore
 from .users import UserRegistry
@@ -76,7 +77,7 @@ log = logging.getLogger(__name__)
 MODELS_PREFIX = "Models"
 """The bucket's folder of pushed models: ``Models/<user_id>/<session_id>/``."""
 NO_BUCKET = "no S3 bucket configured: start the server with --s3-bucket NAME or REWARDS_S3_BUCKET"
-EVALUATION_TRACK = "1"
+EVALUATION_TRACK = scores.EVALUATION_TRACK
 """The held-out evaluation track whose laps and progress the leaderboards show."""
 USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
 USER_ID_RULE = "use 1-128 letters, digits, '_', '.', '@' or '-', starting with a letter or digit"
@@ -248,28 +249,13 @@ def display_name(profile: dict[str, Any], fallback: str) -> str:
 
 # ----- scores ---------------------------------------------------------------------------------------------
 def evaluation_summary(evaluation_metrics: dict[str, Any]) -> dict[str, Any] | None:
-    """The final evaluation score (:func:`~rewards_api.runs.evaluate.final_eval_score`) with the record,
-    laps completed, mean progress and trials on the evaluation track (``None`` each if that track was not
-    evaluated); ``None`` for a session evaluated on no track at all. ValueError for metrics that are not
-    numbers."""
-    from .runs.evaluate import final_eval_score  # PyTorch: only when a score is wanted
+    """The final evaluation score with the record, laps completed, mean progress and trials on the
+    evaluation track, all finite (see :func:`rewards_api.scores.evaluation_summary`); ``None`` for a
+    session evaluated on no track at all. ValueError for metrics that are not numbers.
 
-    if not any(key.isdigit() and isinstance(metrics, dict) and metrics.get("num_trials")
-               for mode in ("training", "evaluation")
-               for key, metrics in _section(evaluation_metrics, mode).items()):
-        return None
-    try:
-        score = final_eval_score(evaluation_metrics)
-    except (TypeError, ValueError, ZeroDivisionError) as exc:
-        raise ValueError(f"evaluation_metrics.json holds a record or num_trials that is not a number "
-                         f"({exc}): evaluate the session again") from None
-    track = _section(evaluation_metrics, "evaluation").get(EVALUATION_TRACK)
-    return {"score": score, **_numbers(track if isinstance(track, dict) else {})}
-
-
-def _section(document: dict[str, Any], mode: str) -> dict[str, Any]:
-    section = document.get(mode) if isinstance(document, dict) else None
-    return section if isinstance(section, dict) else {}
+    The leaderboards and pushes do not read it from evaluation_metrics.json (which an import brings as
+    it likes) but from the session's standing: :meth:`~rewards_api.store.SessionStore.standing`."""
+    return scores.evaluation_summary(evaluation_metrics)
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -364,10 +350,11 @@ def local_leaderboard(home: Path) -> list[Standing]:
         store = SessionStore(folder)
         for session_id in store.list_sessions():
             try:
-                summary = evaluation_summary(store.read(session_id, "evaluation_metrics"))
+                # A small file of this server's own results: never a document the user can make large.
+                summary = store.standing(session_id)
             except SessionNotFound:  # deleted meanwhile
                 continue
-            except (SessionError, ValueError) as exc:  # a broken file: its session's problem, not everyone's
+            except (SessionError, OSError) as exc:  # a broken session: its problem, not everyone's
                 log.warning("leaderboard: skipping session %s of %s: %s", session_id, user or "the owner",
                             exc)
                 continue
@@ -523,12 +510,10 @@ def push_session(bucket: Bucket, store: SessionStore, session_id: str, *, user_i
     profile = checked if isinstance(checked, dict) else None
     name = display_name(profile, user_id) if profile is not None else str(checked)
     files = _snapshot(store, session_id)
-    try:
-        summary = evaluation_summary(_document(files, "evaluation_metrics.json", session_id))
-    except ValueError as exc:
-        raise CloudError(409, f"session {session_id!r}: {exc}") from None
+    summary = store.standing(session_id)  # this server's evaluations only (an import's claims are not)
     if summary is None:
-        raise CloudError(409, f"session {session_id!r} has no evaluation yet, so no score: evaluate it first "
+        raise CloudError(409, f"session {session_id!r} has no evaluation on this server yet, so no score "
+                         "(an imported session's results count once evaluated here): evaluate it first "
                          f"(GET /api/v1/evaluate?session_id={session_id}&mode=evaluation&track_num=1, or "
                          f"`rewards-api evaluate {session_id} --mode evaluation`), then push it")
     agent = _document(files, "agent_params.json", session_id)

@@ -60,7 +60,7 @@ def final_eval_score(document: dict[str, Any]) -> float:
                 if not _is_number(record) or not _is_number(trials):
                     raise TypeError(f"{mode} track {key}: record {record!r} / num_trials {trials!r}")
                 parts.append(clamp(record) / clamp(trials))
-    return round(clamp(math.fsum(parts)) if parts else 0.0, 4)
+    return round(clamp(sum(parts)), 4)  # once a partial sum is infinite it stays so: never NaN
 
 
 def track_figures(metrics: Any) -> dict[str, Any] | None:

@@ -6,6 +6,8 @@
     training_metrics.json  evaluation_metrics.json                 (written at creation)
     session_saved_models/  model_history.json  model.pth  checkpoints/resume.pth
     .rewards/lock                                                  (the session's lock file)
+    .rewards/standing.json                                         (its evaluations as this server made
+                                                                    them: what the leaderboards read)
 <home>/.users/<name>/<session_id>/...                              (another user's sessions, same layout)
 ```
 
@@ -45,6 +47,7 @@ from .params import (
     parse_model_configuration,
 )
 from .safe_json import clean
+from .scores import evaluation_summary, track_figures
 
 try:  # POSIX; without it (Windows) the lock only excludes threads of one process.
     import fcntl
@@ -86,6 +89,12 @@ ALL_PARAMS: tuple[str, ...] = SESSION_FILES
 
 SAVED_MODELS_DIR = "session_saved_models"
 STATE_DIR = ".rewards"
+MAX_STANDING_BYTES = 16 * 1024
+"""``.rewards/standing.json`` is read up to this size (it holds a few numbers per evaluated track)."""
+MAX_EVALUATION_METRICS_BYTES = 2**20
+"""The largest evaluation_metrics.json a session made before standings existed is summarized from (a
+server's own evaluations write a few hundred bytes per track); beyond it, the session ranks once evaluated
+again. Archives hold no larger one either (:mod:`rewards_api.archive`)."""
 
 
 def _initial_training_metrics() -> dict[str, Any]:
@@ -190,6 +199,7 @@ class SessionPaths:
     resume_checkpoint: Path
     state: Path
     lock: Path
+    standing: Path
 
     @classmethod
     def at(cls, root: Path) -> SessionPaths:
@@ -215,6 +225,7 @@ class SessionPaths:
             resume_checkpoint=saved / "checkpoints" / "resume.pth",
             state=state,
             lock=state / "lock",
+            standing=state / "standing.json",
         )
 
     def document(self, name: str) -> Path:
@@ -309,6 +320,24 @@ def _thread_lock(key: str) -> threading.Lock:
     """The process-wide thread lock of one session (shared by every SessionStore of this process)."""
     with _THREAD_LOCKS_GUARD:
         return _THREAD_LOCKS.setdefault(key, threading.Lock())
+
+
+def _new_standing() -> dict[str, Any]:
+    return {"version": 1, "tracks": {}, "summary": None}
+
+
+def _standing_from(document: dict[str, Any]) -> dict[str, Any]:
+    """A standing from an evaluation document this server wrote (every evaluated numbered track)."""
+    standing = _new_standing()
+    for mode in ("training", "evaluation"):
+        section = document.get(mode)
+        for track, metrics in (section.items() if isinstance(section, dict) else ()):
+            figures = track_figures(metrics)
+            if track.isdigit() and figures is not None:
+                standing["tracks"].setdefault(mode, {})[track] = figures
+    if standing["tracks"]:
+        standing["summary"] = evaluation_summary(standing["tracks"])
+    return standing
 
 
 def _stamp(now: datetime) -> dict[str, str]:
@@ -519,6 +548,95 @@ class SessionStore:
                 raise TypeError(f"update of {name!r} must give a dict, not {type(stored).__name__}")
             atomic_write_json(path, stored)
         return stored
+
+    # -- evaluations and standings -------------------------------------------------------------------------
+
+    def record_evaluation(self, session_id: str, mode: str, track: str, metrics: dict[str, Any]
+                          ) -> dict[str, Any]:
+        """Record one track's evaluation: in evaluation_metrics.json (``<mode>.<track>`` and the mode's
+        ``total_elapsed_time``, as the original wrote them) and in the session's standing, under one hold of
+        the lock; return the evaluation document.
+
+        The standing (``.rewards/standing.json``) keeps the figures of the tracks evaluated on this server
+        only, and their summary (see :func:`rewards_api.scores.evaluation_summary`): the leaderboards read
+        that small file, never a document whose size or numbers a user controls (an imported archive's).
+        """
+        with self.lock(session_id) as paths:
+            document = self._load(paths.evaluation_metrics, session_id)
+            standing = self._standing_file(paths, session_id)
+            if standing is None:  # a session evaluated before standings existed: its own results
+                standing = _standing_from(document)
+            document["session_id"] = session_id
+            section = document.get(mode)
+            section = document[mode] = section if isinstance(section, dict) else {}
+            section[track] = metrics
+            section["total_elapsed_time"] = round(sum(
+                value["total_elapsed_time"] for value in section.values()
+                if isinstance(value, dict) and isinstance(value.get("total_elapsed_time"), (int, float))), 4)
+            atomic_write_json(paths.evaluation_metrics, document)
+            figures = track_figures(metrics)
+            if track.isdigit() and figures is not None:
+                standing["tracks"].setdefault(mode, {})[track] = figures
+                standing["summary"] = evaluation_summary(standing["tracks"])
+            atomic_write_json(paths.standing, standing)
+        return document
+
+    def standing(self, session_id: str) -> dict[str, Any] | None:
+        """The session's summary for the leaderboards (``score``, and ``record``, ``laps_completed``,
+        ``mean_progress``, ``num_trials`` on the evaluation track), from its evaluations on this server;
+        ``None`` when it has none (an imported session, until it is evaluated here). Reads a file of at
+        most :data:`MAX_STANDING_BYTES`, whatever the session holds."""
+        paths = self._require(session_id)
+        standing = self._standing_file(paths, session_id)
+        if standing is None:
+            standing = self._migrate_standing(paths, session_id)
+        summary = standing.get("summary")
+        return summary if isinstance(summary, dict) and summary.get("score") is not None else None
+
+    @staticmethod
+    def _standing_file(paths: SessionPaths, session_id: str) -> dict[str, Any] | None:
+        """The standing file, checked (None if there is none; an unreadable one counts as empty)."""
+        try:
+            with open(paths.standing, "rb") as handle:
+                raw = handle.read(MAX_STANDING_BYTES + 1)
+        except FileNotFoundError:
+            return None
+        try:
+            standing = clean(json.loads(raw)) if len(raw) <= MAX_STANDING_BYTES else None
+        except ValueError:
+            standing = None
+        if not isinstance(standing, dict) or not isinstance(standing.get("tracks"), dict):
+            return _new_standing()
+        return standing
+
+    def _migrate_standing(self, paths: SessionPaths, session_id: str) -> dict[str, Any]:
+        """The standing of a session evaluated before standings existed, from its evaluation_metrics.json
+        (when it is at most :data:`MAX_EVALUATION_METRICS_BYTES`), written once so that it is not read
+        again."""
+        with self._locked(paths):
+            standing = self._standing_file(paths, session_id)
+            if standing is not None:
+                return standing
+            try:
+                small = paths.evaluation_metrics.stat().st_size <= MAX_EVALUATION_METRICS_BYTES
+            except FileNotFoundError:
+                small = True
+            try:
+                standing = _standing_from(self._load(paths.evaluation_metrics, session_id)) if small \
+                    else _new_standing()
+            except SessionError:
+                standing = _new_standing()
+            with contextlib.suppress(OSError):  # a read-only home: summarized again next time
+                atomic_write_json(paths.standing, standing)
+        return standing
+
+    @staticmethod
+    def start_untrusted_standing(root: Path) -> None:
+        """Give the session folder ``root`` (an import being unpacked) a standing with no evaluations: what
+        its evaluation_metrics.json claims was not measured here, so it ranks once evaluated here."""
+        paths = SessionPaths.at(root)
+        paths.state.mkdir(exist_ok=True)
+        atomic_write_json(paths.standing, {**_new_standing(), "imported": True})
 
     def all_params(self, session_id: str) -> dict[str, dict[str, Any]]:
         """The five top-level documents (the get_all_params body minus status); {} for those not written."""

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from rewards_api.agents.dqn import DQNSettings, QNetwork
 from rewards_api.archive import (
+    DOCUMENT_LIMITS,
     MANIFEST_NAME,
     MAX_DOCUMENT_BYTES,
     ArchiveError,
@@ -28,6 +29,7 @@ from rewards_api.archive import (
     import_session,
 )
 from rewards_api.cli import app
+from rewards_api.cloud import local_leaderboard
 from rewards_api.params import AgentParams, EnvParams, TrainingParams
 from rewards_api.runs.evaluate import evaluate
 from rewards_api.runs.train import Trainer, TrainingOptions
@@ -252,9 +254,72 @@ def test_a_hostile_archive_is_refused_and_nothing_is_written(case: str, exported
 
 def test_a_zip_bomb_is_refused_before_it_is_expanded(bomb: bytes, tmp_path: Path) -> None:
     store = SessionStore(tmp_path / "home")
-    with pytest.raises(ArchiveTooLarge, match=r"training_metrics\.json' would expand to 68,157,440 bytes"):
+    expanded = (MAX_DOCUMENT_BYTES // 2**20 + 1) * 2**20
+    with pytest.raises(ArchiveTooLarge, match=rf"training_metrics\.json' would expand to {expanded:,} bytes"):
         import_session(store, io.BytesIO(bomb))
     assert not store.home.exists() or not list(store.home.iterdir())
+
+
+def with_document(exported: bytes, name: str, data: bytes) -> bytes:
+    """The exported archive with member ``name`` replaced by ``data`` (its manifest entry made to match)."""
+    source, buffer = zipfile.ZipFile(io.BytesIO(exported)), io.BytesIO()
+    manifest = json.loads(source.read(MANIFEST_NAME))
+    manifest["files"][name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(MANIFEST_NAME, json.dumps(manifest))
+        for member in source.namelist():
+            if member != MANIFEST_NAME:
+                archive.writestr(member, data if member == name else source.read(member))
+    return buffer.getvalue()
+
+
+def test_each_document_has_its_own_bound_and_a_small_zip_of_a_large_one_is_refused(
+        exported: bytes, tmp_path: Path) -> None:
+    """Issue 14, finding 7: 65 KB of zip held a 60 MB evaluation_metrics.json, which every leaderboard then
+    read. A session's evaluations are a few hundred bytes a track: more than 1 MiB is refused."""
+    assert DOCUMENT_LIMITS["evaluation_metrics"] == 2**20 and DOCUMENT_LIMITS["env_params"] <= 2**16
+    padding = b" " * DOCUMENT_LIMITS["evaluation_metrics"]
+    padded = b'{"training": {}, "evaluation": {}, "pad": "' + padding + b'"}'
+    archive = with_document(exported, "evaluation_metrics.json", padded)
+    assert len(archive) < 64 * 2**10
+    store = SessionStore(tmp_path / "home")
+    with pytest.raises(ArchiveTooLarge, match=r"evaluation_metrics\.json' would expand to .* more than the "
+                       r"1,048,576 allowed"):
+        import_session(store, io.BytesIO(archive))
+    assert not store.home.exists() or not list(store.home.iterdir())
+
+
+@pytest.mark.parametrize("number", ["1e999", "-1e999", "1" * 400])
+def test_numbers_beyond_a_float_are_refused(exported: bytes, tmp_path: Path, number: str) -> None:
+    """Issue 14, finding 5: NaN and Infinity were refused, but not 1e999 (infinite once read)."""
+    metrics = ('{"evaluation": {"1": {"num_trials": 1, "record": ' + number
+               + ', "laps_completed": 1, "mean_progress": 100.0}}}').encode()
+    store = SessionStore(tmp_path / "home")
+    with pytest.raises(ArchiveError, match=r"evaluation_metrics\.json' is not valid JSON .*beyond the range"):
+        import_session(store, io.BytesIO(with_document(exported, "evaluation_metrics.json", metrics)))
+    assert not store.home.exists() or not list(store.home.iterdir())
+
+
+def test_imported_evaluations_are_kept_but_rank_only_once_evaluated_here(exported: bytes, tmp_path: Path
+                                                                         ) -> None:
+    """Issue 14, finding 5: a forged record of 123,456,789 ranked first. The import keeps the file as it
+    came, but the session's standing starts empty; an evaluation here ranks it by that evaluation alone."""
+    forged = {"training": {"1": {"num_trials": 1, "record": 123456789, "laps_completed": 1,
+                                 "mean_progress": 100.0, "total_elapsed_time": 1.0}},
+              "evaluation": {"1": {"num_trials": 1, "record": 123456789, "laps_completed": 1,
+                                   "mean_progress": 100.0, "total_elapsed_time": 1.0}}}
+    store = SessionStore(tmp_path / "home")
+    archive = with_document(exported, "evaluation_metrics.json", json.dumps(forged).encode())
+    assert import_session(store, io.BytesIO(archive), "forged") == "forged"
+    assert store.read("forged", "evaluation_metrics") == forged  # kept as it came, for the owner to see
+    assert store.standing("forged") is None
+    assert local_leaderboard(store.home) == []
+
+    metrics = evaluate(store, "forged", mode="evaluation", track=1, num_trials=1)
+    standing = store.standing("forged")
+    assert standing["score"] == pytest.approx(metrics["record"]) and standing["num_trials"] == 1
+    assert store.read("forged", "evaluation_metrics")["training"]["1"]["record"] == 123456789
+    assert [row.score for row in local_leaderboard(store.home)] == [standing["score"]]
 
 
 # ----- the command line ---------------------------------------------------------------------------------

@@ -390,3 +390,47 @@ def test_session_files_get_ordinary_permissions(tmp_path: Path) -> None:
     os.umask(mask)
     for path in (store.paths("perm").training_metrics, store.paths("perm").model_history):
         assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+# ----- standings: what the leaderboards read (issue 14, findings 5 and 7) ---------------------------------
+def evaluation(record: float, trials: int = 1, laps: int = 0) -> dict[str, Any]:
+    return {"num_trials": trials, "record": record, "mean_score": record, "laps_completed": laps,
+            "mean_progress": 40.0, "total_elapsed_time": 0.25}
+
+
+def test_record_evaluation_writes_the_document_and_a_small_finite_standing(store: SessionStore) -> None:
+    store.create("huge")
+    assert store.standing("huge") is None
+    store.record_evaluation("huge", "training", "1", evaluation(1.7e308))
+    document = store.record_evaluation("huge", "evaluation", "1", evaluation(1.7e308, laps=1))
+    assert document["evaluation"]["1"]["record"] == 1.7e308
+    assert document["training"]["total_elapsed_time"] == 0.25
+    assert store.read("huge", "evaluation_metrics") == document
+    standing = store.standing("huge")  # 1.7e308 + 1.7e308 is infinite: the largest float instead
+    assert standing == {"score": 1.7976931348623157e308, "record": 1.7e308, "laps_completed": 1,
+                        "mean_progress": 40.0, "num_trials": 1}
+    json.dumps(standing, allow_nan=False)
+    assert store.paths("huge").standing.stat().st_size < 1024
+    top_level = {path.stem for path in store.paths("huge").root.glob("*.json")}
+    assert top_level == {"training_metrics", "evaluation_metrics"}  # the standing is in .rewards/
+
+
+def test_the_standing_is_read_without_the_evaluation_document(store: SessionStore) -> None:
+    store.create("big")
+    store.record_evaluation("big", "evaluation", "1", evaluation(12.5, trials=5))
+    # Whatever the document becomes (60 MB, or not JSON at all), the standing does not read it.
+    store.paths("big").evaluation_metrics.write_text("[" * 100_000)
+    assert store.standing("big")["score"] == 2.5
+
+
+def test_a_session_evaluated_before_standings_is_summarized_once(store: SessionStore) -> None:
+    store.create("old")
+    store.update("old", "evaluation_metrics", lambda document: document["evaluation"].update(
+        {"1": evaluation(10.0, trials=2), "random:7": evaluation(999.0)}))
+    assert not store.paths("old").standing.exists()
+    assert store.standing("old")["score"] == 5.0  # numbered tracks only, as final_eval_score counts them
+    assert store.paths("old").standing.exists()
+    store.create("too_big")
+    store.paths("too_big").evaluation_metrics.write_text(json.dumps(
+        {"evaluation": {"1": evaluation(10.0)}, "pad": " " * 2**20}))
+    assert store.standing("too_big") is None  # evaluate it again to rank

@@ -19,9 +19,13 @@ import torch
 from ..agents.dqn import QNetwork, load_q_network
 from ..envs import ENV_ID
 from ..envs.reward import compile_reward_source
+from ..scores import final_eval_score
 from ..store import SessionStore
 from .events import Event, TrialFinished, score_value
 from .train import SessionSetup, load_setup
+
+__all__ = ["DEFAULT_TRIALS", "CarPose", "ModelNotTrained", "TrialResult", "evaluate", "final_eval_score",
+           "greedy_trials", "load_best_model"]
 
 DEFAULT_TRIALS = 5  # the CLI repeats this default so that it need not import PyTorch
 
@@ -124,27 +128,5 @@ def evaluate(
         "total_elapsed_time": round(elapsed, 4),
         "evaluated_at": datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f"),
     }
-    key = str(track)
-
-    def record(document: dict) -> None:
-        document["session_id"] = session_id
-        section = document.setdefault(mode, {})
-        section[key] = metrics
-        section["total_elapsed_time"] = round(
-            sum(v["total_elapsed_time"] for k, v in section.items() if isinstance(v, dict) and v), 4
-        )
-
-    store.update(session_id, "evaluation_metrics", record)
+    store.record_evaluation(session_id, mode, str(track), metrics)
     return metrics
-
-
-
-def final_eval_score(document: dict) -> float:
-    """The original's summary of evaluation_metrics.json: the sum over every evaluated track (in both
-    modes) of ``record / num_trials``."""
-    total = 0.0
-    for mode in ("training", "evaluation"):
-        for key, metrics in document.get(mode, {}).items():
-            if key.isdigit() and isinstance(metrics, dict) and metrics.get("num_trials"):
-                total += float(metrics["record"]) / float(metrics["num_trials"])
-    return round(total, 4)
