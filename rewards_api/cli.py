@@ -597,7 +597,11 @@ def serve(
     else:
         console.print(f"  open the web lab, signed in: {url}?token={secret}", highlight=False)
         console.print("  send it as 'Authorization: Bearer <token>' or '?token=<token>'", highlight=False)
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    from .server.log_queue import queued_logging
+
+    config = uvicorn.Config(application, host=host, port=port, log_level="info")  # configures logging
+    with queued_logging():  # a log stream nobody reads never blocks the event loop
+        uvicorn.Server(config).run()
 
 
 def cor_list(origins: list[str] | None) -> list[str] | None:

@@ -43,8 +43,11 @@ class ApiError(Exception):
 def connect(app: ASGIApp) -> None:
     """Route the lab's requests to ``app`` (the server's FastAPI application), in process."""
     global _http
-    _http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://lab{API_PATH}",
-                              trust_env=False, timeout=httpx.Timeout(120.0))
+    # raise_app_exceptions=False: an error inside the API is its 500 answer (an ApiError), as over HTTP,
+    # never an exception of another type thrown into the page that made the call.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    _http = httpx.AsyncClient(transport=transport, base_url=f"http://lab{API_PATH}", trust_env=False,
+                              timeout=httpx.Timeout(120.0))
 
 
 class LabClient:

@@ -4,6 +4,8 @@ actions (train, watch, stop, evaluate, retrain on another track, push, export, d
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from typing import Any
 
 from fastapi import Request
@@ -22,6 +24,8 @@ from .frame import (
     track_label,
     when,
 )
+
+log = logging.getLogger(__name__)
 
 STATE_COLOURS = {"queued": "orange", "running": "positive", "finished": "grey", "stopped": "grey",
                  "failed": "negative"}
@@ -49,6 +53,13 @@ def evaluation_table(card: dict[str, Any]) -> None:
                (("track", "Track"), ("record", "Best score"), ("laps", "Laps"), ("progress", "Progress"))]
     ui.table(columns=columns, rows=rows).props("dense flat").classes("w-full") \
         .props('data-testid="evaluation-results"')
+
+
+def broken_card(name: str, message: str) -> None:
+    """A card that says why the session cannot be shown (and names it, so that it can be deleted)."""
+    with ui.card().classes("w-full gap-2").props(f'data-testid="card-{name}"'):
+        ui.label(name).classes("text-lg font-bold")
+        ui.label(message).classes("text-negative").props(f'data-testid="card-error-{name}"')
 
 
 @ui.page("/")
@@ -92,18 +103,30 @@ class ModelCards:
                     ui.button("Create your first model", on_click=lambda: ui.navigate.to("/new"))
             for name, card in zip(ids or [], cards, strict=True):
                 if isinstance(card, ApiError):
-                    with ui.card():
-                        ui.label(name).classes("text-lg font-bold")
-                        ui.label(f"Its files could not be read: {card.message}").classes("text-negative")
+                    broken_card(name, f"Its files could not be read: {card.message}")
                 elif isinstance(card, BaseException):
                     raise card
                 else:
-                    self.card(card, jobs.get(name))
+                    self.guarded_card(name, card, jobs.get(name))
+
+    def guarded_card(self, name: str, card: dict[str, Any], job: dict[str, Any] | None) -> None:
+        """:meth:`card`, or an error in its place if drawing it fails: one session's data (whatever its
+        user's code wrote there) never breaks the page, nor anyone else's."""
+        container = ui.element("div").classes("w-full")
+        try:
+            json.dumps([card, job]).encode()  # a lone surrogate would break the whole page when it is sent
+            with container:
+                self.card(card, job)
+        except Exception as exc:
+            log.warning("the card of session %r could not be drawn: %s", name, type(exc).__name__)
+            container.delete()
+            broken_card(name, "This model's card could not be shown: its data holds a value the lab "
+                              f"cannot draw ({type(exc).__name__}).")
 
     async def follow_jobs(self) -> None:
         try:
             jobs = await self.lab.jobs()
-        except ApiError:
+        except (ApiError, ValueError, TypeError, KeyError):  # a refusal, or a job the lab cannot read
             return
         states = {name: job["state"] for name, job in jobs.items()}
         if states != self.states:
