@@ -32,6 +32,7 @@ __all__ = [
     "LOSS_FUNCTIONS",
     "MAX_LAYERS",
     "MAX_LAYER_SIZE",
+    "MAX_PARAMETERS",
     "NUM_ACTIONS",
     "NUM_RADARS",
     "OPTIMIZERS",
@@ -58,6 +59,9 @@ NUM_ACTIONS = 3
 """Outputs of the Q-network: turn left, turn right, straight on."""
 MAX_LAYERS = 16
 MAX_LAYER_SIZE = 1024
+MAX_PARAMETERS = 2_000_000
+"""Weights and biases a Q-network may have (8 MB of float32): the server holds a running job's newest
+copy, and every step of training and of the live view pays for each of them."""
 MAX_EPISODES = 100_000
 MAX_LEARNING_RATE = 1.5
 MAX_CAR_SPEED = 60
@@ -232,6 +236,12 @@ def parse_model_configuration(value: Any) -> list[tuple[int, int]]:
     if pairs[-1][1] != NUM_ACTIONS:
         raise ParameterError(
             name, value, f"the last layer must give {NUM_ACTIONS} outputs (the actions), not {pairs[-1][1]}"
+        )
+    parameters = sum((fan_in + 1) * fan_out for fan_in, fan_out in pairs)
+    if parameters > MAX_PARAMETERS:
+        raise ParameterError(
+            name, value, f"the network has {parameters:,} weights and biases; the limit is {MAX_PARAMETERS:,}"
+            " (MAX_PARAMETERS): use fewer or smaller layers (two hidden layers of 1024 fit)",
         )
     return pairs
 

@@ -187,9 +187,15 @@ def test_twice_encoded_layers_get_the_same_checks(value: str, problem: str) -> N
     assert message.startswith(f"model_configuration = {value!r} is not valid: ") and problem in message
 
 
-def test_sixteen_layers_and_the_biggest_size_are_accepted() -> None:
-    layers = [[5, 1024]] + [[1024, 1024]] * 14 + [[1024, 3]]
-    assert len(parse_model_configuration(layers)) == 16
+def test_sixteen_layers_and_the_biggest_size_are_accepted_within_the_parameter_bound() -> None:
+    assert len(parse_model_configuration([[5, 64]] + [[64, 64]] * 14 + [[64, 3]])) == 16
+    assert len(parse_model_configuration([[5, 1024], [1024, 1024], [1024, 3]])) == 3
+
+
+def test_a_network_over_the_parameter_bound_is_refused_naming_the_limit() -> None:
+    layers = [[5, 1024]] + [[1024, 1024]] * 14 + [[1024, 3]]  # 14.7 M parameters: 59 MB a copy
+    with pytest.raises(ParameterError, match=r"14,703,619 weights and biases; the limit is 2,000,000"):
+        parse_model_configuration(layers)
 
 
 # -- gamma and epsilon -------------------------------------------------------------------------------------

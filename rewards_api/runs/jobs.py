@@ -606,8 +606,8 @@ class JobManager:
 
     def latest_weights(self, session_id: str, user: str | None = None) -> dict[str, torch.Tensor] | None:
         """The newest Q-network ``state_dict`` (CPU tensors) of the session's latest job, or None before
-        its worker sent one. Load it into ``QNetwork(status(session_id).layers)``. Kept after the job ends
-        (the final policy), cleared when a new job starts. Do not modify the tensors: copy them."""
+        its worker sent one. Load it into ``QNetwork(status(session_id).layers)``. Dropped when the job ends
+        (nothing draws with them then; the saved model is on disk). Do not modify the tensors: copy them."""
         with self._lock:
             job = self._jobs.get((user, session_id))
             return job.weights if job is not None else None
@@ -843,7 +843,8 @@ class JobManager:
                 log.exception("session %s: unreadable weights from the worker", job.status.session_id)
                 return
             with self._lock:
-                job.weights = weights
+                if job.status.active:  # weights sent after its end are not needed
+                    job.weights = weights
             return
         try:
             # What a worker sends holds the user's numbers and text: inf scores, lone surrogates in errors.
@@ -883,6 +884,7 @@ class JobManager:
         job.status.state = state
         job.status.error = error
         job.status.finished_at = time.time()
+        job.weights = None  # only live views of a running job draw with them (a big network: tens of MB)
         self._publish_state(job)
 
     def _reap(self, job: _Job) -> None:

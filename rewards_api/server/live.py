@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,11 @@ class LiveView:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._produce())
+
+    def on_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (on the event loop) once the view has ended."""
+        assert self._task is not None, "start the view first"
+        self._task.add_done_callback(lambda _: callback())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -166,8 +171,14 @@ class LiveViews:
                 view = await asyncio.to_thread(LiveView, self.jobs, session_id, user)
                 self._views[(user, session_id)] = view
                 view.start()
+                view.on_end(lambda key=(user, session_id), ended=view: self._forget(key, ended))
             view.expect_viewer()
             return view
+
+    def _forget(self, key: JobKey, view: LiveView) -> None:
+        """An ended view lets go of its network and track (its viewers hold it until they leave)."""
+        if self._views.get(key) is view:
+            del self._views[key]
 
     async def close(self) -> None:
         for view in list(self._views.values()):

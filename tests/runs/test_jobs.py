@@ -182,11 +182,10 @@ def test_a_job_trains_to_the_end_and_every_subscriber_sees_it(
     assert len(slow) == 4 and slow.dropped == len(items) - 4
     assert drain(slow) == items[-4:]
 
-    # The last weights stay available after the end, for the session's policy.
+    # A finished job's weights are let go (issue 14: a big network's copies added up): the model is saved.
     assert status.layers == [(5, 9), (9, 3)]
-    weights = manager.latest_weights(name)
-    assert weights is not None
-    QNetwork(status.layers).load_state_dict(weights)
+    assert manager.latest_weights(name) is None
+    assert store.paths(name).model.exists()
     fast.close()
     slow.close()
 

@@ -151,3 +151,17 @@ def test_a_log_stream_nobody_reads_never_stops_the_server(tmp_path: Path) -> Non
     finally:
         process.kill()
         process.wait()
+
+
+# ----- finding 9: networks are bounded, and a finished job lets its weights go ----------------------------
+def test_a_network_too_big_for_the_server_is_refused_naming_the_limit(api: httpx.Client) -> None:
+    api.post(f"{V1}/create_session", params={"session_id": "huge_net"})
+    layers = [[5, 1024]] + [[1024, 1024]] * 14 + [[1024, 3]]
+    refused = api.post(f"{V1}/write_agent_params", json={"session_id": "huge_net",
+                                                          "model_configuration": json.dumps(layers)})
+    assert refused.status_code == 422
+    assert "the limit is 2,000,000 (MAX_PARAMETERS)" in refused.text
+    fits = [[5, 1024], [1024, 1024], [1024, 3]]
+    written = api.post(f"{V1}/write_agent_params", json={"session_id": "huge_net",
+                                                          "model_configuration": json.dumps(fits)})
+    assert written.status_code == 200
