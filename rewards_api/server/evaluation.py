@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
+import os
 import threading
 import traceback
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +28,12 @@ EVALUATION_TIMEOUT = 120.0
 """Seconds an evaluation may take before its process is killed."""
 KILL_WAIT = 5.0
 """Seconds to wait for a killed evaluation process to exit."""
+EVALUATION_NICENESS = 10
+"""How much lower an evaluation child's CPU priority is than the server's (as a training worker's)."""
+EVALUATIONS_PER_USER = 2
+EVALUATIONS_AT_ONCE = 4
+"""Evaluations in progress (their child computing) per user and on the whole server; more are a 429
+(enforced by the evaluate endpoints: rewards_api.server.routes)."""
 MAX_ANSWER_BYTES = 64 << 20
 """Bytes of JSON an evaluation child may send back (its metrics and every trial's car poses)."""
 
@@ -191,6 +198,9 @@ def run_evaluation(home: Path, session_id: str, mode: str, track: int | str, tri
         process = context.Process(target=_child, args=(sender, output_writer, str(home), session_id, mode,
                                                        track, trials), daemon=True)
         process.start()
+        with contextlib.suppress(OSError):  # user code runs there: the server's answers come first
+            niceness = min(os.getpriority(os.PRIO_PROCESS, 0) + EVALUATION_NICENESS, 19)
+            os.setpriority(os.PRIO_PROCESS, process.pid, niceness)
     except BaseException:
         output_reader.close()
         raise

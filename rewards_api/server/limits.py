@@ -1,4 +1,5 @@
-"""Bounds on what one client can ask of the server: request body size and trainings at once.
+"""Bounds on what one client can ask of the server: request body size, trainings, evaluations and reward
+checks at once (:class:`BoundedWork`).
 
 Request bodies are parameters and reward functions (``max_body_bytes``, 1 MB), except on the
 :data:`UPLOAD_PATHS`, whose body is a whole exported session (``max_upload_bytes``, 64 MB).
@@ -6,10 +7,20 @@ Request bodies are parameters and reward functions (``max_body_bytes``, 1 MB), e
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import functools
 import json
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+T = TypeVar("T")
 
 UPLOAD_PATHS = frozenset({"/api/v1/import"})
 """Paths whose body is an uploaded file (a session archive), bounded by ``max_upload_bytes``."""
@@ -28,7 +39,8 @@ class BodyTooLarge(HTTPException):
 
 
 class TooManyJobs(Exception):
-    """A training that cannot be started now: the caller's own limit (429) or a full queue (503)."""
+    """Work that cannot be started now (a training, an evaluation, a reward check): the caller's own limit
+    or the server's (429), or a full queue of trainings (503)."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
@@ -97,3 +109,48 @@ async def _reply_413(send: Send, message: str) -> None:
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
+
+
+class BoundedWork:
+    """Blocking work (an evaluation's child process, a reward check) bounded per user and overall, run on
+    threads of its own: never on the event loop, and never on the thread pool that every other request
+    needs.
+
+    :meth:`run` refuses at once (:class:`TooManyJobs`, a 429) beyond ``per_user`` calls in flight for one
+    user (the owner, ``None``, has no per-user bound) or ``overall`` for everyone; the admitted ones run on
+    ``threads`` threads, and those waiting for one wait in the executor's queue, holding no thread.
+    """
+
+    def __init__(self, what: str, per_user: int, overall: int, threads: int, hint: str) -> None:
+        self.what, self.per_user, self.overall, self.hint = what, per_user, overall, hint
+        self._lock = threading.Lock()
+        self._mine: collections.Counter[str | None] = collections.Counter()
+        self._executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix=f"rewards-{what}")
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return sum(self._mine.values())
+
+    @contextlib.contextmanager
+    def admitted(self, user: str | None) -> Iterator[None]:
+        with self._lock:
+            if user is not None and self._mine[user] >= self.per_user:
+                raise TooManyJobs(f"you already have {self._mine[user]} {self.what}s in progress; the limit "
+                                  f"is {self.per_user} at once per user: {self.hint}", 429)
+            if sum(self._mine.values()) >= self.overall:
+                raise TooManyJobs(f"the server already has {self.overall} {self.what}s in progress (its "
+                                  f"limit): {self.hint}", 429)
+            self._mine[user] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._mine[user] -= 1
+                if not self._mine[user]:
+                    del self._mine[user]
+
+    async def run(self, user: str | None, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self.admitted(user):
+            call = functools.partial(function, *args, **kwargs)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)

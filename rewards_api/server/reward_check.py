@@ -24,11 +24,16 @@ import threading
 import time
 
 from ..runs.child_output import OutputRelay
+from .limits import BoundedWork
 
 CHECK_TIMEOUT = 10.0
 """Seconds a check may take (the fork server's one-off start-up included)."""
 CHECKS_AT_ONCE = 2
 """Checks that run at once; more wait their turn."""
+CHECKS_PER_USER = 2
+CHECKS_IN_FLIGHT = 16
+"""Checks running or waiting, per user and on the whole server, in the server (:func:`check_reward`); more
+are a 429. Those waiting hold no thread."""
 MAX_ANSWER_BYTES = 1 << 20
 
 _turns = threading.BoundedSemaphore(CHECKS_AT_ONCE)
@@ -148,3 +153,14 @@ def _read_line(connection: socket.socket, deadline: float) -> bytes | None:
             break
         received += chunk
     return received.split(b"\n", 1)[0]
+
+
+_server_checks = BoundedWork("reward check", CHECKS_PER_USER, CHECKS_IN_FLIGHT, CHECKS_AT_ONCE,
+                             "wait for your checks to answer, then send the next")
+
+
+async def check_reward(source: str, user: str | None) -> None:
+    """:func:`check_reward_source` for a request of ``user``, bounded per user and overall (a 429 beyond,
+    at once) and run on :data:`CHECKS_AT_ONCE` threads of its own: a queue of checks never holds the
+    threads that other requests need."""
+    await _server_checks.run(user, check_reward_source, source)

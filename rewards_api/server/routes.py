@@ -23,13 +23,22 @@ from ..runs.evaluate import final_eval_score
 from ..runs.jobs import JobManager, StillRunning
 from ..store import SessionNotFound, SessionStore
 from .auth import Caller, CurrentCaller, caller_store
-from .evaluation import EvaluationFailed, evaluations_of, run_evaluation, until_cancelled
+from .evaluation import (
+    EVALUATIONS_AT_ONCE,
+    EVALUATIONS_PER_USER,
+    EvaluationFailed,
+    evaluations_of,
+    run_evaluation,
+    until_cancelled,
+)
+from .limits import BoundedWork
 from .models import (
     AgentParamsRequest,
     AllParamsResponse,
     CreateSessionResponse,
     EnvParamsRequest,
     EnvParamsResponse,
+    ErrorResponse,
     EvaluateRequest,
     FinalScoreResponse,
     MessageResponse,
@@ -44,10 +53,17 @@ from .models import (
     params_of,
 )
 from .responses import SafeJSONResponse
-from .reward_check import check_reward_source
+from .reward_check import check_reward
 from .streams import MJPEG_MEDIA_TYPE, mjpeg_response, paced, replay_frames
 
 router = APIRouter()
+
+EVALUATIONS = BoundedWork("evaluation", EVALUATIONS_PER_USER, EVALUATIONS_AT_ONCE, EVALUATIONS_AT_ONCE,
+                          "wait for one to end, then evaluate again")
+"""Evaluations being computed: bounded per user and overall, on threads of their own."""
+BUSY: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorResponse, "description": "The caller, or the server, has as many at once as allowed"},
+}
 
 
 class Conflict(Exception):
@@ -152,32 +168,39 @@ def write_agent_params(store: Store, body: AgentParamsRequest) -> SafeJSONRespon
     return ok(last_created=history.get("last_created", {}), last_trained=history.get("last_trained", {}))
 
 
+# The reward-checking handlers are async: a check waits for its slot without holding a pool thread
+# (check_reward), and their file work goes to the thread pool like any plain handler's.
 @router.post("/write_training_params", summary="Check the reward function and write training_params.json",
-             response_model=TrainingParamsResponse)
-def write_training_params(store: Store, body: TrainingParamsRequest) -> SafeJSONResponse:
-    _existing(store, body.session_id)
-    check_reward_source(body.reward_function)
+             response_model=TrainingParamsResponse, responses=BUSY)
+async def write_training_params(caller: CurrentCaller, store: Store, body: TrainingParamsRequest
+                                ) -> SafeJSONResponse:
+    await asyncio.to_thread(_existing, store, body.session_id)
+    await check_reward(body.reward_function, caller.name)
     params = TrainingParams.model_validate(params_of(body), context=REWARD_CHECKED)
-    stored = store.write_training_params(body.session_id, params)
+    stored = await asyncio.to_thread(store.write_training_params, body.session_id, params)
     return ok(message="training_params.json written", training_params=stored)
 
 
 @router.post("/write_reward_fn", summary="Check and replace only the reward function",
-             response_model=TrainingParamsResponse)
-def write_reward_fn(store: Store, body: RewardFunctionRequest) -> SafeJSONResponse:
-    _existing(store, body.session_id)
-    check_reward_source(body.reward_function)
-    current = store.read(body.session_id, "training_params")
-    params = TrainingParams.model_validate({**current, "reward_function": body.reward_function},
-                                           context=REWARD_CHECKED)
-    stored = store.write_training_params(body.session_id, params)
-    return ok(message="reward function written", training_params=stored)
+             response_model=TrainingParamsResponse, responses=BUSY)
+async def write_reward_fn(caller: CurrentCaller, store: Store, body: RewardFunctionRequest
+                          ) -> SafeJSONResponse:
+    await asyncio.to_thread(_existing, store, body.session_id)
+    await check_reward(body.reward_function, caller.name)
+
+    def replace_reward() -> dict[str, Any]:
+        current = store.read(body.session_id, "training_params")
+        params = TrainingParams.model_validate({**current, "reward_function": body.reward_function},
+                                               context=REWARD_CHECKED)
+        return store.write_training_params(body.session_id, params)
+
+    return ok(message="reward function written", training_params=await asyncio.to_thread(replace_reward))
 
 
 @router.post("/check_reward_fn", summary="Check a reward function without saving it (errors name its line)",
-             response_model=MessageResponse)
-def check_reward_fn(body: RewardCheckRequest) -> SafeJSONResponse:
-    check_reward_source(body.reward_function)
+             response_model=MessageResponse, responses=BUSY)
+async def check_reward_fn(caller: CurrentCaller, body: RewardCheckRequest) -> SafeJSONResponse:
+    await check_reward(body.reward_function, caller.name)
     TrainingParams.model_validate({"reward_function": body.reward_function}, context=REWARD_CHECKED)
     return ok(message="the reward function is valid: it ran on sample cars and returned numbers")
 
@@ -243,16 +266,17 @@ def _evaluation_target(mode: str, track_num: int | str, num_trials: int) -> tupl
 
 async def _evaluate(request: Request, caller: Caller, store: SessionStore, body: EvaluateRequest
                     ) -> StreamingResponse:
-    mode, track = _evaluation_target(body.mode, body.track_num, body.num_trials)
-    everything = await asyncio.to_thread(store.all_params, body.session_id)
+    everything = await asyncio.to_thread(store.all_params, body.session_id)  # 404 before any other work
+    # Off the event loop: a random:SEED track is generated (~12 ms).
+    mode, track = await asyncio.to_thread(_evaluation_target, body.mode, body.track_num, body.num_trials)
     fps = float(everything["env_params"].get("car_speed", 20))
     key = str(body.track_num)
     # Registered until its replay ends, so that deleting the session ends both (see delete_session).
     evaluations, session = evaluations_of(request.app.state), (caller.name, body.session_id)
     run = evaluations.begin(session)
     try:
-        done = await asyncio.to_thread(run_evaluation, store.home, body.session_id, mode, key,
-                                       body.num_trials, run=run)
+        done = await EVALUATIONS.run(caller.name, run_evaluation, store.home, body.session_id, mode, key,
+                                     body.num_trials, run=run)
     except EvaluationFailed as exc:
         evaluations.finish(session, run)
         raise HTTPException(exc.status, str(exc)) from None

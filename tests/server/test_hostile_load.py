@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -165,3 +166,77 @@ def test_a_network_too_big_for_the_server_is_refused_naming_the_limit(api: httpx
     written = api.post(f"{V1}/write_agent_params", json={"session_id": "huge_net",
                                                           "model_configuration": json.dumps(fits)})
     assert written.status_code == 200
+
+
+# ----- finding 4: evaluations and checks are bounded, niced, and never hold the threads others need -------
+SLOW_REWARD = ("def reward_function(params):\n    total = 0\n    for step in range(200000):\n"
+               "        total += step\n    return 1\n")
+
+
+def test_a_flood_of_reward_checks_is_refused_beyond_the_bound_and_others_are_answered_at_once(
+        classroom: tuple[Server, dict[str, str]]) -> None:
+    server, tokens = classroom
+    with server.client(tokens["alice"]) as alice:
+        create(alice, "alice_car")
+
+    def check(_: int) -> httpx.Response:
+        with server.client(tokens["mallory"]) as mallory:
+            return mallory.post(f"{V1}/check_reward_fn", json={"reward_function": SLOW_REWARD}, timeout=120)
+
+    with ThreadPoolExecutor(45) as pool:
+        pending = [pool.submit(check, number) for number in range(45)]
+        time.sleep(1.0)  # the checks have arrived: with every pool thread waiting, alice's request would too
+        with server.client(tokens["alice"]) as alice:
+            began = time.monotonic()
+            assert alice.get(f"{V1}/get_all_sessions").status_code == 200
+            waited = time.monotonic() - began
+        answers = [future.result() for future in pending]
+        statuses = [answer.status_code for answer in answers]
+    assert waited < 1.0, f"get_all_sessions waited {waited:.1f} s behind another user's checks"
+    assert statuses.count(200) >= 2 and statuses.count(429) >= 40, statuses
+    refused = next(answer for answer in answers if answer.status_code == 429)
+    assert "the limit is 2 at once per user" in refused.json()["message"]
+
+
+def children_of(pid: int) -> list[tuple[int, int]]:
+    """(pid, niceness) of the multiprocessing children (spawned) whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                spawned = b"spawn_main" in (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and spawned:
+                found.append((int(entry.name), int(fields[16])))
+    return found
+
+
+def test_evaluations_are_bounded_per_user_and_run_niced(classroom: tuple[Server, dict[str, str]]) -> None:
+    server, tokens = classroom
+    with server.client(tokens["mallory"]) as mallory:
+        create(mallory, "eval_car")
+    before = {pid for pid, _ in children_of(server.process.pid)}
+
+    def evaluate(_: int) -> httpx.Response:
+        with server.client(tokens["mallory"]) as mallory:
+            return mallory.get(f"{V1}/evaluate", params={"session_id": "eval_car", "num_trials": 1},
+                               timeout=120)
+
+    with ThreadPoolExecutor(3) as pool:
+        answers = pool.map(evaluate, range(3))
+        niceness: dict[int, int] = {}
+        deadline = time.monotonic() + 10
+        while not niceness and time.monotonic() < deadline:
+            niceness = {pid: nice for pid, nice in children_of(server.process.pid) if pid not in before}
+            time.sleep(0.05)
+        statuses = sorted(answer.status_code for answer in answers)
+    assert niceness and all(nice >= 10 for nice in niceness.values()), niceness
+    assert statuses == [409, 409, 429], statuses  # never trained: the two admitted say so
+
+
+def test_an_evaluation_looks_the_session_up_before_building_its_track(api: httpx.Client) -> None:
+    answer = api.get(f"{V1}/evaluate", params={"session_id": "no_such_session", "mode": "training",
+                                               "track_num": "random:not-a-seed"})
+    assert answer.status_code == 404  # looked up first; the track is then built off the event loop
