@@ -60,8 +60,9 @@ def one_round(client: httpx.Client, url: str, token: str, number: int, layers: l
               seconds: float) -> None:
     session = f"mem_{number}"
     client.post(f"{V1}/create_session", params={"session_id": session}).raise_for_status()
-    client.post(f"{V1}/write_agent_params", json={"session_id": session, "model_configuration": json.dumps(layers),
-                                                   "num_episodes": 100000}).raise_for_status()
+    client.post(f"{V1}/write_agent_params", json={
+        "session_id": session, "model_configuration": json.dumps(layers), "num_episodes": 100000,
+    }).raise_for_status()
     client.post(f"{V1}/train", params={"session_id": session}).raise_for_status()
     viewer = threading.Thread(target=watch, args=(url, token, session, seconds))
     viewer.start()
@@ -90,7 +91,8 @@ def main() -> None:
         server = subprocess.Popen([command, "--home", home, "serve", "--port", str(port), "--token", token],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment)
         try:
-            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+            headers = {"Authorization": f"Bearer {token}"}
+            with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
                 deadline = time.monotonic() + 30
                 while True:
                     try:
@@ -111,7 +113,8 @@ def main() -> None:
                 client.post(f"{V1}/create_session", params={"session_id": "mem_issue"})
                 answer = client.post(f"{V1}/write_agent_params", json={
                     "session_id": "mem_issue", "model_configuration": json.dumps(ISSUE_NETWORK)})
-                print(f"the issue's 16-layer network: {answer.status_code} {answer.json().get('message', '')}")
+                message = answer.json().get("message", "")
+                print(f"the issue's 16-layer network: {answer.status_code} {message}")
         finally:
             server.terminate()
             server.wait(30)
