@@ -72,9 +72,12 @@ RETIRE_TIMEOUT = 10.0
 KILL_WAIT = 5.0
 """Seconds to wait for a killed worker to be reaped."""
 STOP_GRACE = 1.2
-"""Seconds a worker may take to save and report its end once told to stop, before it is killed (its reward
-code may be in a long call, or in one C operation; the last saved state stays), so that a stop ends a job
-within 2 s whatever its reward code does."""
+"""Seconds a worker told to stop may take to leave the reward code (it then says it is saving), before it is
+killed (its reward code may be in a long call, or in one C operation; the last saved state stays), so that
+a stop ends a job within 2 s whatever its reward code does."""
+SAVE_GRACE = 30.0
+"""Seconds a worker told to stop may take to finish starting, or for its final save (trusted code: the
+reward is called only between the two), before it is killed."""
 
 JobKey = tuple[str | None, str]
 """A job's identity: (user, session id); the user is ``None`` for the local owner."""
@@ -384,7 +387,7 @@ def _worker_main(home: str, session_id: str, options: TrainingOptions | None, re
         trainers.append(trainer)
         if stopping.is_set():
             trainer.stop()
-        result = trainer.run(on_event)
+        result = trainer.run(on_event, on_saving=lambda: channel.send_json({"kind": "saving"}))
         state = JobState.stopped if result.stopped else JobState.finished
         channel.send_json({"kind": "end", "state": state.value, "error": None})
     except TrainingError as exc:
@@ -414,6 +417,8 @@ class _Job:
     launching: bool = False
     stop_requested: bool = False
     stop_sent: float | None = None  # monotonic time the worker was told to stop
+    looping: float | None = None  # monotonic time the worker said it started training (calling the reward)
+    saving: float | None = None  # monotonic time the worker said it left the reward code for its final save
     killed: str | None = None  # when it was killed after it did not stop in time: "at shutdown", ...
     ended: float | None = None  # monotonic time the worker reported its end
     exit_killed: bool = False  # it then did not exit within EXIT_GRACE
@@ -856,10 +861,13 @@ class JobManager:
         status = job.status
         with self._lock:
             if kind == "started":
+                job.looping = time.monotonic()
                 status.episode, status.episodes = int(message["episode"]), int(message["episodes"])
                 status.steps, status.record = int(message["steps"]), message["record"]
                 status.layers = [(int(a), int(b)) for a, b in message["layers"]]
                 self._publish_state(job)
+            elif kind == "saving":
+                job.saving = time.monotonic()
             elif kind == "end":
                 if message.get("reported") is False:
                     self._publish(status.key, {"kind": "failed", "message": message["error"],
@@ -932,11 +940,17 @@ class JobManager:
         with self._lock:
             for job in self._jobs.values():
                 process = job.process
-                if (job.stop_sent is not None and process is not None and job.ended is None and not job.killed
-                        and not self._closing and now - job.stop_sent > STOP_GRACE):  # shutdown: its own wait
+                if (job.stop_sent is not None and process is not None and job.ended is None
+                        and not job.killed and not self._closing):  # shutdown: its own wait
+                    if job.looping is not None and job.saving is None:  # it may be in the reward code
+                        grace, since = STOP_GRACE, max(job.stop_sent, job.looping)
+                    else:  # starting, or saving: trusted code
+                        grace, since = SAVE_GRACE, job.saving or job.stop_sent
+                    if now - since <= grace:
+                        continue
                     log.warning("session %s: the training did not stop within %g s; killing it",
-                                job.status.session_id, STOP_GRACE)
-                    job.killed = f"({STOP_GRACE:g} s after it was asked to stop)"
+                                job.status.session_id, grace)
+                    job.killed = f"({grace:g} s after it was asked to stop)"
                     with contextlib.suppress(OSError):
                         process.kill()
                     continue

@@ -148,13 +148,16 @@ class Trainer:
         self._frame_wanted.set()
 
     # ----- the run ---------------------------------------------------------------------------------
-    def run(self, on_event: EventHandler | None = None) -> TrainingFinished:
+    def run(self, on_event: EventHandler | None = None,
+            on_saving: Callable[[], None] | None = None) -> TrainingFinished:
         """Train until the episodes are done, :meth:`stop` is called, or ``max_seconds`` pass.
 
         Raises :class:`TrainingError` (after saving and emitting :class:`TrainingFailed`) when the
-        reward function fails.
+        reward function fails. ``on_saving`` is called once the reward code has run for the last time,
+        before the final save (a worker tells its manager it is saving, not stuck in user code).
         """
         emit = on_event or (lambda event: None)
+        saving = on_saving or (lambda: None)
         torch.set_num_threads(self.options.torch_threads)
         reward = compile_reward_source(self.setup.reward_source)
         self._start(reward)
@@ -169,11 +172,13 @@ class Trainer:
                     break
                 self._step(emit)
         except RewardFunctionError as exc:
+            saving()
             self._persist(force=True, final=True)
             self._save_checkpoint()
             failed = TrainingFailed(message=str(exc), episodes=self.episodes, steps=self.steps)
             emit(failed)
             raise TrainingError(failed) from exc
+        saving()
         self._persist(force=True, final=True)
         self._save_checkpoint()
         record = score_value(self.record) if np.isfinite(self.record) else None  # None: no episode yet
