@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import torch
 from rewards_api.agents.dqn import DQNSettings, QNetwork
 from rewards_api.params import AgentParams, EnvParams, TrainingParams
 from rewards_api.runs.jobs import (
+    STOP_GRACE,
     WORKER_NICENESS,
     JobManager,
     JobState,
@@ -369,3 +371,19 @@ def test_retiring_a_session_drops_or_stops_its_job_kills_a_stuck_worker_and_refu
     make_session(store, "stuck", episodes=5)  # the id is free again, and trains
     manager.start(stuck)
     assert wait_state(manager, stuck).state is JobState.finished
+
+
+def test_a_stop_while_the_worker_starts_is_waited_for_not_killed(store: SessionStore) -> None:
+    # Only reward code may be cut short after STOP_GRACE: a worker still starting (importing, building
+    # its tracks) or saving at the end runs trusted code, and killing it would lose the run's record.
+    name = make_session(store, "starting", episodes=LONG)
+    # Four tracks to build at start-up (about a second of radar maps each): a start-up longer than the grace.
+    with JobManager(store.home, max_jobs=1, options=replace(FAST, tracks=(1, 2, 3, "serpent"))) as manager:
+        manager.start(name)
+        wait_until(lambda: manager.status(name).pid, what="the worker")
+        time.sleep(0.3)  # the worker is up and importing: a stop now reaches it while it starts
+        started = time.monotonic()
+        manager.stop(name)
+        status = wait_state(manager, name)
+        assert time.monotonic() - started > STOP_GRACE  # so it was waited for
+    assert status.state is JobState.stopped and status.error is None, status
