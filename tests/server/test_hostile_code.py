@@ -9,11 +9,11 @@ import json
 import multiprocessing
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+from test_hostile import new_session
 
 from rewards_api.server import evaluation
 
@@ -50,15 +50,6 @@ def later(*body: str) -> str:
     """Passes the check (steps <= 5 there) and runs ``body`` once the car has driven a few steps."""
     lines = "".join(f"        {line}\n" for line in body)
     return f"def reward_function(params):\n    if params['steps'] > 5:\n{lines}    return 1\n"
-
-
-def new_session(api: httpx.Client, episodes: int = 100_000) -> str:
-    session = "hc_" + uuid.uuid4().hex[:10]
-    assert api.post(f"{V1}/create_session", params={"session_id": session}).status_code == 200
-    api.post(f"{V1}/write_env_params", json={"session_id": session, "environment_world": 1, "car_speed": 30})
-    api.post(f"{V1}/write_agent_params", json={"session_id": session, "model_configuration": "[[5,9],[9,3]]",
-                                                "num_episodes": episodes})
-    return session
 
 
 def put_reward_on_disk(server: Any, session: str, source: str) -> None:
