@@ -127,11 +127,6 @@ class BoundedWork:
         self._mine: collections.Counter[str | None] = collections.Counter()
         self._executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix=f"rewards-{what}")
 
-    @property
-    def in_flight(self) -> int:
-        with self._lock:
-            return sum(self._mine.values())
-
     @contextlib.contextmanager
     def admitted(self, user: str | None) -> Iterator[None]:
         with self._lock:
