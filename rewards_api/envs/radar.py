@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .map_cache import cache_path, cached_array, digest
 from .tracks import Track
 
 TURN_DEGREES = 15.0
@@ -39,13 +40,34 @@ def heading_index(radians: float) -> int:
 
 @lru_cache(maxsize=16)
 def radar_maps(track: Track) -> np.ndarray:
-    """(NUM_HEADINGS, H, W) uint8: distance in whole pixels from each point ``(x, y)`` with integer
-    coordinates to the first grass along each heading, capped at ``RADAR_RANGE``; 0 on grass.
+    """(NUM_HEADINGS, H, W) uint8, read-only: distance in whole pixels from each point ``(x, y)`` with
+    integer coordinates to the first grass along each heading, capped at ``RADAR_RANGE``; 0 on grass.
 
-    A car at ``(x, y)`` reads the map at ``(round(x), round(y))``: off by at most 0.7 px."""
+    A car at ``(x, y)`` reads the map at ``(round(x), round(y))``: off by at most 0.7 px. Measured once per
+    machine and track, then read from the disk cache (:mod:`rewards_api.envs.map_cache`), keyed by the
+    grid the maps are measured from and the radar's constants."""
     w, h = track.size
-    margin_grid = (track.half_width - track.center_distance).astype(np.float32).ravel()
-    iy, ix = np.nonzero(track.asphalt)
+    margin_grid = _margin_grid(track)
+    return cached_array("radar", _key(margin_grid), (NUM_HEADINGS, h, w), np.uint8,
+                        lambda: _measure(margin_grid.ravel(), track.asphalt, w, h))
+
+
+def is_measured(track: Track) -> bool:
+    """Whether the track's radar maps are in the disk cache already (reading them is then instant)."""
+    return cache_path("radar", _key(_margin_grid(track))).is_file()
+
+
+def _margin_grid(track: Track) -> np.ndarray:
+    return (track.half_width - track.center_distance).astype(np.float32)
+
+
+def _key(margin_grid: np.ndarray) -> str:
+    return digest(margin_grid, NUM_HEADINGS, RADAR_ANGLES, RADAR_RANGE, RADAR_SAMPLE)
+
+
+def _measure(margin_grid: np.ndarray, asphalt: np.ndarray, w: int, h: int) -> np.ndarray:
+    """The radar maps of a track: ``margin_grid`` (flat) is how far inside the asphalt each pixel is."""
+    iy, ix = np.nonzero(asphalt)
     cx = ix.astype(np.float32)
     cy = iy.astype(np.float32)
     samples = np.arange(RADAR_SAMPLE, RADAR_RANGE + RADAR_SAMPLE / 2, RADAR_SAMPLE, dtype=np.float32)
@@ -79,5 +101,4 @@ def radar_maps(track: Track) -> np.ndarray:
             if not len(active):
                 break
         maps[k, iy, ix] = np.clip(np.rint(distance), 0, RADAR_RANGE).astype(np.uint8)
-    maps.setflags(write=False)
     return maps

@@ -372,6 +372,12 @@ def named_track(name: str) -> Track:
     return track_from_control_points(name, points, TRACK_WIDTH, size, description)
 
 
+def builtin_tracks() -> list[Track]:
+    """Every built-in track: the training and evaluation tracks, then the named ones."""
+    numbered = sorted(_original_tracks(), key=lambda mode_number: (mode_number[0] != "training", mode_number))
+    return [builtin_track(mode, number) for mode, number in numbered] + [named_track(n) for n in NAMED_TRACKS]
+
+
 def random_track(seed: int, size: tuple[int, int] = TRAINING_SIZE) -> Track:
     """A seeded random practice track: always a valid closed loop, the same for the same seed.
 

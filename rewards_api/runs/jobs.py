@@ -3,8 +3,9 @@
 The server must never run user reward code in its own process, never block its event loop, and survive a
 worker that fails. :class:`JobManager` gives it that:
 
-- every training runs in its own process (``multiprocessing`` "spawn" context: fork is unsafe with threads
-  and PyTorch); at most ``max_jobs`` run at once, the others wait in FIFO order;
+- every training runs in its own process, forked from a fork server that has PyTorch and the trainer loaded
+  already (:mod:`rewards_api.runs.processes`: the server itself, which holds threads, is never forked);
+  at most ``max_jobs`` run at once, the others wait in FIFO order;
 - one relay thread in the manager launches workers, reads what they send, updates the :class:`JobStatus`
   of each session, fans events out to :class:`Subscription` queues, and notices a worker that dies without
   reporting (killed, segfault) by watching its process sentinel;
@@ -28,7 +29,6 @@ import contextlib
 import io
 import json
 import logging
-import multiprocessing
 import os
 import signal
 import socket
@@ -47,6 +47,7 @@ import torch
 
 from ..safe_json import clean
 from ..store import SessionNotFound, SessionStore, user_home
+from . import processes
 from .child_output import OutputRelay, redirect_output
 from .events import Event, FrameReady, TrainingStarted
 from .train import Trainer, TrainingError, TrainingOptions
@@ -331,7 +332,7 @@ def _state_dict_bytes(state: dict[str, torch.Tensor]) -> bytes:
 
 def _worker_main(home: str, session_id: str, options: TrainingOptions | None, results: Connection,
                  control: Connection, output: Connection) -> None:
-    """Run one session's training in this (spawned) process and report to the manager.
+    """Run one session's training in this process (a fresh fork of the fork server) and report to the manager.
 
     Its stdout and stderr go to ``output``, which the manager reads (:mod:`rewards_api.runs.child_output`:
     bounded and escaped, never the server's stream raw).
@@ -456,7 +457,7 @@ class JobManager:
             raise ValueError(f"max_jobs must be at least 1, not {self.max_jobs}")
         self.max_queued = max_queued
         self.options = options
-        self._context = multiprocessing.get_context("spawn")
+        self._context = processes.context()
         self._lock = threading.Lock()
         self._stores: dict[str | None, SessionStore] = {None: self.store}
         self._jobs: dict[JobKey, _Job] = {}
@@ -471,6 +472,7 @@ class JobManager:
         self._wake_writer.setblocking(False)
         self._relay = threading.Thread(target=self._relay_loop, name="rewards-job-relay", daemon=True)
         self._relay.start()
+        processes.start()  # the workers' fork server loads PyTorch now, not at the first start
 
     def __enter__(self) -> JobManager:
         return self

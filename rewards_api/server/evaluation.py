@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 import os
 import threading
 import traceback
@@ -20,6 +19,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from ..runs import processes
 from ..runs.child_output import OutputRelay, redirect_output
 from ..runs.evaluate import CarPose
 from ..runs.reward_limits import explain_exit
@@ -189,9 +189,10 @@ def _answer(receiver: Any) -> tuple[str, Any, Any]:
 
 def run_evaluation(home: Path, session_id: str, mode: str, track: int | str, trials: int = 5,
                    timeout: float = EVALUATION_TIMEOUT, run: EvaluationRun | None = None) -> Evaluation:
-    """Evaluate in a fresh process; blocks (call it from a worker thread, not the event loop). ``run``:
-    cancelling it kills the process (EvaluationFailed 404: the session is being deleted)."""
-    context = multiprocessing.get_context("spawn")
+    """Evaluate in a new process (:mod:`rewards_api.runs.processes`); blocks (call it from a worker thread,
+    not the event loop). ``run``: cancelling it kills the process (EvaluationFailed 404: the session is
+    being deleted)."""
+    context = processes.context()  # a fork of a process with PyTorch and the tracks loaded
     receiver, sender = context.Pipe(duplex=False)
     output_reader, output_writer = context.Pipe(duplex=False)
     try:

@@ -8,101 +8,35 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from jobs_support import (  # noqa: F401  (home, manager_factory, store: fixtures)
+    FAILING_REWARD,
+    LONG,
+    alive,
+    drain,
+    home,
+    make_session,
+    manager_factory,
+    store,
+    wait_state,
+    wait_until,
+)
 
-from rewards_api.agents.dqn import DQNSettings, QNetwork
-from rewards_api.params import AgentParams, EnvParams, TrainingParams
+from rewards_api.agents.dqn import QNetwork
 from rewards_api.runs.jobs import (
-    STOP_GRACE,
     WORKER_NICENESS,
     JobManager,
     JobState,
-    JobStatus,
     QueueFull,
     Subscription,
     UserLimitReached,
 )
-from rewards_api.runs.train import TrainingOptions
 from rewards_api.store import SessionNotFound, SessionStore, user_home
-
-FAST = TrainingOptions(num_cars=8, seed=0, settings=DQNSettings(learning_starts=64, batch_size=32))
-LONG = 100_000  # episodes: a run that only ends when it is stopped
-FINAL = (JobState.finished, JobState.failed, JobState.stopped)
-FAILING_REWARD = ("def reward_function(params):\n    if params['steps'] > 5:\n"
-                  "        return params['nope']\n    return 1\n")
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def store(home: Path) -> SessionStore:
-    return SessionStore(home)
-
-
-@pytest.fixture
-def manager_factory(home: Path) -> Iterator[Callable[..., JobManager]]:
-    managers: list[JobManager] = []
-
-    def make(max_jobs: int | None = 2, max_queued: int = 64) -> JobManager:
-        manager = JobManager(home, max_jobs=max_jobs, options=FAST, max_queued=max_queued)
-        managers.append(manager)
-        return manager
-
-    yield make
-    for manager in managers:
-        manager.shutdown(timeout=5)
-
-
-def make_session(store: SessionStore, name: str, episodes: int = 30, reward: str | None = None) -> str:
-    store.create(name)
-    store.write_env_params(name, EnvParams(environment_world=1))
-    store.write_agent_params(name, AgentParams(num_episodes=episodes, model_configuration="[[5, 9], [9, 3]]"))
-    store.write_training_params(name, TrainingParams(**({"reward_function": reward} if reward else {})))
-    return name
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "the condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def wait_state(manager: JobManager, name: str, states: tuple[JobState, ...] = FINAL,
-               timeout: float = 30.0) -> JobStatus:
-    def reached() -> JobStatus | None:
-        status = manager.status(name)
-        return status if status is not None and status.state in states else None
-
-    return wait_until(reached, timeout, f"{name} to be {'/'.join(s.value for s in states)}")
-
-
-def drain(subscription: Subscription) -> list[dict[str, Any]]:
-    items = []
-    while (item := subscription.get(timeout=0)) is not None:
-        items.append(item)
-    return items
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
 
 # ----- subscriptions on their own ---------------------------------------------------------------------------
 
@@ -371,19 +305,3 @@ def test_retiring_a_session_drops_or_stops_its_job_kills_a_stuck_worker_and_refu
     make_session(store, "stuck", episodes=5)  # the id is free again, and trains
     manager.start(stuck)
     assert wait_state(manager, stuck).state is JobState.finished
-
-
-def test_a_stop_while_the_worker_starts_is_waited_for_not_killed(store: SessionStore) -> None:
-    # Only reward code may be cut short after STOP_GRACE: a worker still starting (importing, building
-    # its tracks) or saving at the end runs trusted code, and killing it would lose the run's record.
-    name = make_session(store, "starting", episodes=LONG)
-    # Four tracks to build at start-up (about a second of radar maps each): a start-up longer than the grace.
-    with JobManager(store.home, max_jobs=1, options=replace(FAST, tracks=(1, 2, 3, "serpent"))) as manager:
-        manager.start(name)
-        wait_until(lambda: manager.status(name).pid, what="the worker")
-        time.sleep(0.3)  # the worker is up and importing: a stop now reaches it while it starts
-        started = time.monotonic()
-        manager.stop(name)
-        status = wait_state(manager, name)
-        assert time.monotonic() - started > STOP_GRACE  # so it was waited for
-    assert status.state is JobState.stopped and status.error is None, status

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_jobs import wait_until
+from jobs_support import wait_until
 
 from rewards_api.agents.dqn import DQNSettings
 from rewards_api.envs.reward import RewardFunctionError, compile_reward_source, get_call_guard, sample_params

@@ -24,6 +24,38 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def children(pid: int) -> set[int]:
+    """The child processes of every thread of ``pid`` (Linux); none once it is gone."""
+    found: set[int] = set()
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found.update(int(child) for child in (task / "children").read_text().split())
+    except FileNotFoundError:
+        pass
+    return found
+
+
+def forked_children(server_pid: int) -> set[int]:
+    """The server's training workers and evaluation children: the children of its fork server (a child of
+    the server running ``multiprocessing.forkserver``; see rewards_api.runs.processes)."""
+    found: set[int] = set()
+    for child in children(server_pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"multiprocessing.forkserver" in command:
+            found |= children(child)
+    return found
+
+
+def niceness(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+
+
 @dataclass
 class Server:
     url: str

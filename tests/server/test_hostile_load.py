@@ -14,14 +14,15 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from conftest import COMMAND, TOKEN, Server, free_port
+from conftest import COMMAND, TOKEN, Server, forked_children, free_port, niceness
 from selenium import webdriver
 from test_web_lab import browser_paths, by_id, wait
 
-from rewards_api.store import user_home
+from rewards_api.store import SessionStore, user_home
 from rewards_api.users import UserRegistry
 
 V1 = "/api/v1"
@@ -198,43 +199,38 @@ def test_a_flood_of_reward_checks_is_refused_beyond_the_bound_and_others_are_ans
     assert "the limit is 2 at once per user" in refused.json()["message"]
 
 
-def children_of(pid: int) -> list[tuple[int, int]]:
-    """(pid, niceness) of the multiprocessing children (spawned) whose parent is ``pid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                spawned = b"spawn_main" in (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and spawned:
-                found.append((int(entry.name), int(fields[16])))
-    return found
+SLOW = ("def reward_function(params):\n    total = 0\n    for i in range(200000):\n        total += i\n"
+        "    return 1\n")
+"""A reward function of ~50 ms a call: an evaluation of 20 trials lasts a second or more."""
 
 
-def test_evaluations_are_bounded_per_user_and_run_niced(classroom: tuple[Server, dict[str, str]]) -> None:
+def test_evaluations_are_bounded_per_user_and_run_niced(
+        classroom: tuple[Server, dict[str, str]], evaluated_session: Any) -> None:
     server, tokens = classroom
     with server.client(tokens["mallory"]) as mallory:
         create(mallory, "eval_car")
-    before = {pid for pid, _ in children_of(server.process.pid)}
+        slow = mallory.post(f"{V1}/write_training_params",
+                            json={"session_id": "eval_car", "reward_function": SLOW})
+        assert slow.status_code == 200, slow.text
+    evaluated_session(SessionStore(user_home(server.home, "mallory")), "eval_car", record=None)  # a model
+    before = forked_children(server.process.pid)
 
-    def evaluate(_: int) -> httpx.Response:
-        with server.client(tokens["mallory"]) as mallory:
-            return mallory.get(f"{V1}/evaluate", params={"session_id": "eval_car", "num_trials": 1},
-                               timeout=120)
+    def evaluate(_: int) -> int:
+        query = {"session_id": "eval_car", "num_trials": 20}
+        with server.client(tokens["mallory"]) as mallory, mallory.stream(
+                "GET", f"{V1}/evaluate", params=query, timeout=120) as answer:
+            return answer.status_code  # the results are in once the replay starts: it is not watched
 
     with ThreadPoolExecutor(3) as pool:
         answers = pool.map(evaluate, range(3))
-        niceness: dict[int, int] = {}
-        deadline = time.monotonic() + 10
-        while not niceness and time.monotonic() < deadline:
-            niceness = {pid: nice for pid, nice in children_of(server.process.pid) if pid not in before}
-            time.sleep(0.05)
-        statuses = sorted(answer.status_code for answer in answers)
-    assert niceness and all(nice >= 10 for nice in niceness.values()), niceness
-    assert statuses == [409, 409, 429], statuses  # never trained: the two admitted say so
-
+        seen: dict[int, int | None] = {}
+        deadline = time.monotonic() + 20
+        while not seen and time.monotonic() < deadline:
+            seen = {pid: niceness(pid) for pid in forked_children(server.process.pid) - before}
+            time.sleep(0.02)
+        statuses = sorted(answers)
+    assert seen and all(nice is not None and nice >= 10 for nice in seen.values()), seen
+    assert statuses == [200, 200, 429], statuses  # two at a time per user: the third is refused
 
 def test_an_evaluation_looks_the_session_up_before_building_its_track(api: httpx.Client) -> None:
     answer = api.get(f"{V1}/evaluate", params={"session_id": "no_such_session", "mode": "training",

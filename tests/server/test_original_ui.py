@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Server, start_server, stop_server
+from conftest import Server, forked_children, start_server, stop_server
 from test_evaluate import read_parts
 
 from rewards_api.cloud import NO_BUCKET
@@ -161,20 +161,17 @@ def wait_until(check: Callable[[], Any], timeout: float = 60, what: str = "the c
     raise AssertionError(f"timed out waiting for {what}")
 
 
+SLOW = ("def reward_function(params):\n    total = 0\n    for i in range(200000):\n        total += i\n"
+        "    return 1\n")
+"""A reward function that takes ~50 ms a call, so that an evaluation lasts."""
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     return True
-
-
-def children(pid: int) -> set[int]:
-    """The child processes of every thread of ``pid`` (Linux)."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found.update(int(child) for child in (task / "children").read_text().split())
-    return found
 
 
 # ----- 1. create a model with the default network ---------------------------------------------------------
@@ -292,12 +289,16 @@ def test_deleting_a_model_kills_its_evaluation_in_progress(
     api: httpx.Client, ui: Server, evaluated_session: Any
 ) -> None:
     session = evaluable(api, ui, evaluated_session, car_speed=20)
-    before = children(ui.process.pid)
+    # A reward of ~50 ms a call: 100 trials take seconds (a fork starts the evaluation in milliseconds).
+    slow = api.post(f"{V1}/write_training_params", json={"session_id": session, "reward_function": SLOW})
+    assert slow.status_code == 200, slow.text
+    before = forked_children(ui.process.pid)
     answers: list[httpx.Response] = []
     body = {"session_id": session, "mode": "evaluation", "track_num": 1, "num_trials": 100}
     evaluation = threading.Thread(target=lambda: answers.append(api.post(f"{V1}/evaluate/", json=body)))
     evaluation.start()
-    child = wait_until(lambda: children(ui.process.pid) - before, timeout=30, what="the evaluation process")
+    child = wait_until(lambda: forked_children(ui.process.pid) - before, timeout=30,
+                       what="the evaluation process")
     deleted = api.post(f"{V1}/delete_session?session_id={session}")
     evaluation.join(timeout=60)
     assert deleted.status_code == 200
