@@ -19,6 +19,10 @@ Every write is atomic (a temporary file in the same folder, fsync, rename), so a
 new file, never a torn one. Read-modify-write goes through :meth:`SessionStore.update`, which holds the
 session's lock across threads and processes. Session ids are checked before any path is built, and no path
 outside the home folder is ever touched.
+
+Reads come from :data:`DOCUMENT_CACHE`: each document parsed once (and encoded once for the answers), then
+checked against its file's identity at every read, so a write by any process is seen at once. Readers get
+copies: changing what a read returned never changes the cache.
 """
 
 from __future__ import annotations
@@ -30,8 +34,11 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import tempfile
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,7 +53,7 @@ from .params import (
     check_reward_function,
     parse_model_configuration,
 )
-from .safe_json import clean
+from .safe_json import clean, dumps
 from .scores import evaluation_summary, track_figures
 
 try:  # POSIX; without it (Windows) the lock only excludes threads of one process.
@@ -301,15 +308,136 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def read_json(path: Path, default: Any) -> Any:
     """The JSON in ``path``, or ``default`` if the file does not exist; SessionError if it is not JSON."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         return default
+    return _parse(raw, path)
+
+
+MAX_CACHED_DOCUMENTS = 4096
+"""The documents the process keeps parsed (:class:`DocumentCache`): 20 per student of a class of 200."""
+MAX_CACHED_BYTES = 16 * 2**20
+"""Their total size on disk; in memory they take about 3 times that, ~50 MB at most (parsed, plus the
+compact JSON): 200 sessions of 700 episodes are 4.4 MB of files."""
+MAX_CACHED_FILE_BYTES = 2**20
+"""A larger document is parsed at every read: one would push out a classroom's worth of small ones."""
+SETTLED_NS = 2 * 10**9
+"""A file is cached only once its last change (``st_ctime``) is this old: a timestamp's granularity (1-2 s
+on some file systems) must have passed, so that any later change gives it another ``st_ctime``."""
+
+
+def _copy_json(value: Any) -> Any:
+    """A deep copy of parsed JSON (dicts, lists and immutable leaves), 3x faster than copy.deepcopy."""
+    if type(value) is dict:
+        return {key: _copy_json(item) if type(item) in _CONTAINERS else item for key, item in value.items()}
+    if type(value) is list:
+        return [_copy_json(item) if type(item) in _CONTAINERS else item for item in value]
+    return value
+
+
+_CONTAINERS = (dict, list)
+
+
+class _Parsed:
+    """One cached document: its parsed form (never handed out: :meth:`SessionStore._load` copies it) and,
+    once asked for, its answer encoding (:func:`rewards_api.safe_json.dumps`)."""
+
+    __slots__ = ("data", "encoded")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.encoded: bytes | None = None
+
+    def json(self) -> bytes:
+        if self.encoded is None:  # two threads may both encode: the same bytes, either is kept
+            self.encoded = dumps(self.data)
+        return self.encoded
+
+
+_Identity = tuple[int, int, int, int, int]
+
+
+def _identity(status: os.stat_result) -> _Identity:
+    """What changes whenever a file is replaced (a new inode) or rewritten in place (size, times)."""
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
+
+
+class DocumentCache:
+    """The session documents of this process, parsed, by path and checked against the file's identity
+    (device, inode, size, modification and change times) at every read: another process's write, atomic
+    (a new inode) or in place, is seen at once. Least recently used documents go first beyond
+    ``max_entries`` documents or ``max_bytes`` of files. Thread-safe; the lock never covers file work."""
+
+    def __init__(self, max_entries: int = MAX_CACHED_DOCUMENTS, max_bytes: int = MAX_CACHED_BYTES) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[_Identity, _Parsed]] = OrderedDict()
+        self._bytes = 0
+        self._guard = threading.Lock()
+
+    def document(self, path: Path, session_id: str) -> _Parsed | None:
+        """The document in ``path``, None if there is none; SessionError if it is not a JSON object."""
+        key = str(path)
+        try:
+            status = os.stat(key)
+        except FileNotFoundError:
+            self._forget(key)
+            return None
+        with self._guard:
+            cached = self._entries.get(key)
+            if cached is not None and cached[0] == _identity(status):
+                self._entries.move_to_end(key)
+                return cached[1]
+        if not stat.S_ISREG(status.st_mode):  # a folder or a device: the error the file's reading gives
+            return _Parsed(_checked(read_json(path, {}), path, session_id))
+        try:
+            with open(key, "rb") as handle:
+                status = os.fstat(handle.fileno())  # the identity of exactly what is read
+                raw = handle.read()
+        except FileNotFoundError:
+            return None
+        parsed = _Parsed(_checked(_parse(raw, path), path, session_id))
+        if time.time_ns() - status.st_ctime_ns >= SETTLED_NS and status.st_size <= MAX_CACHED_FILE_BYTES:
+            self._keep(key, _identity(status), parsed)
+        return parsed
+
+    def _forget(self, key: str) -> None:
+        with self._guard:
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._bytes -= previous[0][2]
+
+    def _keep(self, key: str, identity: _Identity, parsed: _Parsed) -> None:
+        self._forget(key)
+        with self._guard:
+            self._entries[key] = (identity, parsed)
+            self._bytes += identity[2]
+            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                _, (evicted, _) = self._entries.popitem(last=False)
+                self._bytes -= evicted[2]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+DOCUMENT_CACHE = DocumentCache()
+"""The one cache of the process, shared by every SessionStore (the server keeps one store per user)."""
+
+
+def _parse(raw: bytes, path: Path) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise SessionError(f"{path} is not valid JSON ({exc.reason}); fix or delete the file") from exc
-    try:
-        return json.loads(text)
     except ValueError as exc:
         raise SessionError(f"{path} is not valid JSON ({exc}); fix or delete the file") from exc
+
+
+def _checked(data: Any, path: Path, session_id: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise SessionError(
+            f"{path} holds a JSON {type(data).__name__}, not an object; fix or delete the file", session_id)
+    return data
 
 
 _THREAD_LOCKS: dict[str, threading.Lock] = {}
@@ -340,6 +468,20 @@ def _standing_from(document: dict[str, Any]) -> dict[str, Any]:
     return standing
 
 
+def _holds_session_files(paths: SessionPaths) -> bool:
+    return paths.saved_models.is_dir() or any(paths.document(name).is_file() for name in SESSION_FILES)
+
+
+def _params_json(paths: SessionPaths, session_id: str) -> bytes:
+    """The five top-level documents as one JSON object, from their cached encodings; SessionNotFound when
+    the session is gone (deleted since it was listed)."""
+    documents = [DOCUMENT_CACHE.document(paths.document(name), session_id) for name in ALL_PARAMS]
+    if all(parsed is None for parsed in documents) and not _holds_session_files(paths):
+        raise SessionNotFound(session_id)
+    return b"{%s}" % b",".join(b'"%s":%s' % (name.encode(), b"{}" if parsed is None else parsed.json())
+                               for name, parsed in zip(ALL_PARAMS, documents, strict=True))
+
+
 def _stamp(now: datetime) -> dict[str, str]:
     return {"date": now.strftime("%Y-%m-%d"), "time": now.strftime("%H:%M:%S.%f")}
 
@@ -350,9 +492,9 @@ class SessionStore:
     def __init__(self, home: str | Path | None = None) -> None:
         """``home`` defaults to :func:`default_home`; the folder is created on the first write."""
         self.home = Path(home if home is not None else default_home()).expanduser().resolve()
-        # Reads are hundreds of tiny syscalls; many threads interleaving them fight over the GIL (a
-        # convoy: 40 threads listed sessions 3x slower than one). Reads take turns; they never wait
-        # on a session's lock, so the turn is short.
+        # Reads are tiny syscalls (a stat per document, the cache does the rest); many threads interleaving
+        # them fight over the GIL (a convoy: 40 threads listed sessions 3x slower than one). Reads take
+        # turns; they never wait on a session's lock, so the turn is short (a 200-session list: ~15 ms).
         self._reads = threading.Lock()
 
     # -- layout ---------------------------------------------------------------------------------------------
@@ -371,10 +513,11 @@ class SessionStore:
     @staticmethod
     def _is_session(root: Path) -> bool:
         """A real folder holding session_saved_models/ or one of the top-level session files."""
-        if root.is_symlink() or not root.is_dir():
+        try:
+            real_folder = stat.S_ISDIR(os.lstat(root).st_mode)
+        except OSError:
             return False
-        paths = SessionPaths.at(root)
-        return paths.saved_models.is_dir() or any(paths.document(name).is_file() for name in SESSION_FILES)
+        return real_folder and _holds_session_files(SessionPaths.at(root))
 
     def exists(self, session_id: str) -> bool:
         """Whether the session exists (InvalidSessionId for a bad id)."""
@@ -393,13 +536,12 @@ class SessionStore:
 
     def _list_sessions(self) -> list[str]:
         try:
-            entries = list(self.home.iterdir())
+            with os.scandir(self.home) as entries:  # the entries' types come with them: no stat for those
+                folders = [entry.name for entry in entries if SESSION_ID_PATTERN.fullmatch(entry.name)
+                           and entry.is_dir(follow_symlinks=False)]
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(
-            entry.name for entry in entries
-            if SESSION_ID_PATTERN.fullmatch(entry.name) and self._is_session(entry)
-        )
+        return sorted(name for name in folders if _holds_session_files(SessionPaths.at(self.home / name)))
 
     # -- life cycle -----------------------------------------------------------------------------------------
 
@@ -515,13 +657,9 @@ class SessionStore:
 
     @staticmethod
     def _load(path: Path, session_id: str) -> dict[str, Any]:
-        data = read_json(path, {})
-        if not isinstance(data, dict):
-            raise SessionError(
-                f"{path} holds a JSON {type(data).__name__}, not an object; fix or delete the file",
-                session_id,
-            )
-        return data
+        """The document in ``path`` ({} if there is none), the caller's own copy: it may change it."""
+        parsed = DOCUMENT_CACHE.document(path, session_id)
+        return {} if parsed is None else _copy_json(parsed.data)
 
     def write(self, session_id: str, name: str, data: dict[str, Any]) -> None:
         """Replace a JSON document of the session, atomically and under the session's lock."""
@@ -643,6 +781,26 @@ class SessionStore:
         with self._reads:
             paths = self._require(session_id)
             return {name: self._load(paths.document(name), session_id) for name in ALL_PARAMS}
+
+    def all_params_json(self, session_id: str) -> bytes:
+        """:meth:`all_params` encoded as :func:`rewards_api.safe_json.dumps` would, from the cache."""
+        with self._reads:
+            paths = self._require(session_id)
+            return _params_json(paths, session_id)
+
+    def all_sessions_json(self) -> bytes:
+        """``{session_id: all_params}`` of every session, encoded as :func:`rewards_api.safe_json.dumps`
+        would (the get_all_sessions answer): the documents' encodings are cached, so a listing of
+        unchanged sessions costs a stat of each file. A session deleted meanwhile is left out."""
+        with self._reads:
+            parts = []
+            for session_id in self._list_sessions():
+                try:
+                    paths = SessionPaths.at(self.home / session_id)
+                    parts.append(b'"%s":%s' % (session_id.encode(), _params_json(paths, session_id)))
+                except SessionNotFound:
+                    continue
+            return b"{%s}" % b",".join(parts)
 
     # -- writers used by the server and the CLI --------------------------------------------------------------
 

@@ -6,16 +6,22 @@ import json
 import multiprocessing
 import os
 import re
+import subprocess
+import sys
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import rewards_api.store as store_module
 from rewards_api.params import AgentParams, EnvParams, ParameterError, TrainingParams
+from rewards_api.safe_json import dumps
 from rewards_api.store import (
     DOCUMENTS,
+    DocumentCache,
     InvalidSessionId,
     SessionError,
     SessionExists,
@@ -434,3 +440,202 @@ def test_a_session_evaluated_before_standings_is_summarized_once(store: SessionS
     store.paths("too_big").evaluation_metrics.write_text(json.dumps(
         {"evaluation": {"1": evaluation(10.0)}, "pad": " " * 2**20}))
     assert store.standing("too_big") is None  # evaluate it again to rank
+
+
+# -- the cache of parsed documents ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def parses(monkeypatch: Any) -> list[str]:
+    """The files parsed from now on; every file counts as settled, so that the cache keeps it at once."""
+    parsed: list[str] = []
+    parse = store_module._parse
+
+    def counting(raw: bytes, path: Path) -> Any:
+        parsed.append(Path(path).name)
+        return parse(raw, path)
+
+    monkeypatch.setattr(store_module, "_parse", counting)
+    monkeypatch.setattr(store_module, "SETTLED_NS", 0)
+    return parsed
+
+
+def _another_process(code: str, path: Path, *args: str) -> None:
+    """Run ``code`` in a new Python process with ``path`` as sys.argv[1], after a pause: the change gets
+    another timestamp tick than the cached file (the cache waits SETTLED_NS for that; the tests do not)."""
+    time.sleep(0.05)
+    subprocess.run([sys.executable, "-c", code, str(path), *args], check=True, timeout=60)
+
+
+REPLACE = """import os, sys
+path, text, mtime = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(path + ".new", "w") as handle:
+    handle.write(text)
+os.replace(path + ".new", path)
+os.utime(path, ns=(mtime, mtime))
+"""
+"""An atomic rewrite by another program: a new inode, with the old file's size and modification time."""
+
+REWRITE_IN_PLACE = """import os, sys
+path, text, mtime = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(path, "r+") as handle:
+    handle.truncate(0)
+    handle.write(text)
+os.utime(path, ns=(mtime, mtime))
+"""
+"""An editor saving in place: the same inode, keeping the old modification time (as ``cp -p`` does)."""
+
+
+def test_an_unchanged_document_is_parsed_once(store: SessionStore, parses: list[str]) -> None:
+    store.create("cached")
+    store.write("cached", "env_params", {"car_speed": 20})
+    assert store.read("cached", "env_params") == {"car_speed": 20}
+    assert store.read("cached", "env_params") == {"car_speed": 20}
+    assert store.all_params("cached")["env_params"] == {"car_speed": 20}
+    assert parses.count("env_params.json") == 1
+
+
+def test_a_fresh_file_is_parsed_at_every_read(store: SessionStore, monkeypatch: Any) -> None:
+    # Within SETTLED_NS of its last change, a file could change again with the same timestamps.
+    parsed: list[str] = []
+    parse = store_module._parse
+    monkeypatch.setattr(store_module, "_parse", lambda raw, path: parsed.append(path) or parse(raw, path))
+    store.create("fresh")
+    for _ in range(3):
+        store.read("fresh", "training_metrics")
+    assert len(parsed) == 3
+
+
+def test_returned_documents_cannot_change_the_cache(store: SessionStore, parses: list[str]) -> None:
+    store.create("mutable")
+    store.write("mutable", "training_metrics", {"plot_scores": [1, 2], "nested": {"a": [{"b": 1}]}})
+    expected = {"plot_scores": [1, 2], "nested": {"a": [{"b": 1}]}}
+    for read in (lambda: store.read("mutable", "training_metrics"),
+                 lambda: store.all_params("mutable")["training_metrics"]):
+        document = read()
+        document["plot_scores"].append(3)
+        document["nested"]["a"][0]["b"] = 2
+        document["nested"]["c"] = 1
+        document["new"] = True
+        assert read() == expected
+    assert parses.count("training_metrics.json") == 1  # the copies came from the cache
+    assert json.loads(store.all_params_json("mutable"))["training_metrics"] == expected
+    assert json.loads(store.all_sessions_json())["mutable"]["training_metrics"] == expected
+
+
+def test_an_update_changes_its_own_copy_and_is_seen(store: SessionStore, parses: list[str]) -> None:
+    store.create("updated")
+    store.write("updated", "training_metrics", {"plot_scores": [1]})
+    assert store.read("updated", "training_metrics") == {"plot_scores": [1]}
+    time.sleep(0.05)
+    stored = store.update("updated", "training_metrics", lambda document: document["plot_scores"].append(2))
+    assert stored == {"plot_scores": [1, 2]}
+    assert store.read("updated", "training_metrics") == {"plot_scores": [1, 2]}
+    assert json.loads(store.all_sessions_json())["updated"]["training_metrics"] == {"plot_scores": [1, 2]}
+
+
+@pytest.mark.parametrize("program", [REPLACE, REWRITE_IN_PLACE], ids=["atomic-rename", "in-place"])
+def test_a_write_by_another_process_is_seen(store: SessionStore, parses: list[str], program: str) -> None:
+    store.create("shared")
+    store.write("shared", "env_params", {"car_speed": 20})
+    path = store.paths("shared").env_params
+    assert store.read("shared", "env_params") == {"car_speed": 20}
+    assert json.loads(store.all_sessions_json())["shared"]["env_params"] == {"car_speed": 20}
+    before = path.stat()
+    # The atomic rename keeps the size; the rewrite in place changes it. Both keep the modification time.
+    text = '{\n  "car_speed": 30\n}\n' if program is REPLACE else '{"car_speed": 300}'
+    assert (len(text) == before.st_size) == (program is REPLACE)
+    _another_process(program, path, text, str(before.st_mtime_ns))
+    assert path.stat().st_mtime_ns == before.st_mtime_ns
+    assert (path.stat().st_ino == before.st_ino) == (program is REWRITE_IN_PLACE)
+    expected = {"car_speed": 30 if program is REPLACE else 300}
+    assert store.read("shared", "env_params") == expected
+    assert store.all_params("shared")["env_params"] == expected
+    assert json.loads(store.all_params_json("shared"))["env_params"] == expected
+    assert json.loads(store.all_sessions_json())["shared"]["env_params"] == expected
+
+
+def test_a_session_deleted_and_made_again_has_its_new_files(store: SessionStore, parses: list[str]) -> None:
+    store.create("again")
+    store.write("again", "training_metrics", {"plot_scores": [5], "plot_mean_scores": [5]})
+    store.write("again", "env_params", {"car_speed": 20})
+    assert store.all_params("again")["env_params"] == {"car_speed": 20}
+    assert json.loads(store.all_sessions_json())["again"]["training_metrics"]["plot_scores"] == [5]
+    store.delete("again")
+    assert store.all_sessions_json() == b"{}"
+    time.sleep(0.05)
+    store.create("again")
+    store.write("again", "env_params", {"car_speed": 30})  # the same size as before
+    everything = store.all_params("again")
+    assert everything["env_params"] == {"car_speed": 30}
+    assert everything["training_metrics"] == {"plot_scores": [], "plot_mean_scores": []}
+    assert json.loads(store.all_sessions_json())["again"] == everything
+
+
+def test_the_encoded_answers_are_those_of_the_documents(store: SessionStore, parses: list[str]) -> None:
+    store.create("plain")
+    store.write("plain", "env_params", {"text": "é", "number": 1.5, "none": None})
+    store.create("hostile")  # NaN, infinity and a lone surrogate, written by hand: null and U+FFFD
+    store.paths("hostile").training_metrics.write_text('{"plot_scores": [NaN, -Infinity, 1], "t": "\\ud800"}')
+    store.create("empty")
+    for name in FIVE:
+        store.paths("empty").root.joinpath(name).unlink(missing_ok=True)
+    (store.home / "junk").mkdir()
+    (store.home / "link").symlink_to(store.paths("plain").root)
+    assert store.read("hostile", "training_metrics")["plot_scores"][0] != 0  # NaN, read as it is
+    for _ in range(2):  # parsed, then cached
+        listed = {name: store.all_params(name) for name in store.list_sessions()}
+        assert store.all_sessions_json() == dumps(listed)
+        for name in ("plain", "hostile", "empty"):
+            assert store.all_params_json(name) == dumps(store.all_params(name))
+    assert list(json.loads(store.all_sessions_json())) == ["empty", "hostile", "plain"]
+    with pytest.raises(SessionNotFound):
+        store.all_params_json("junk")
+
+
+def test_the_cache_is_bounded(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(store_module, "SETTLED_NS", 0)
+    paths = [tmp_path / f"{number}.json" for number in range(4)]
+    for path in paths:
+        atomic_write_json(path, {"pad": "x" * 100})
+    by_count = DocumentCache(max_entries=2)
+    for path in paths[:3]:
+        by_count.document(path, "s")
+    assert len(by_count) == 2
+    by_count.document(paths[1], "s")  # the least recently used goes: 2.json, not 1.json
+    by_count.document(paths[3], "s")
+    by_count.document(tmp_path / "missing.json", "s")
+    assert sorted(Path(path).name for path in by_count._entries) == ["1.json", "3.json"]
+    size = paths[0].stat().st_size
+    by_bytes = DocumentCache(max_bytes=3 * size)
+    for path in paths:
+        by_bytes.document(path, "s")
+    assert len(by_bytes) == 3
+
+
+def test_readers_and_writers_in_threads_see_whole_documents(store: SessionStore, parses: list[str]) -> None:
+    store.create("busy")
+    store.write("busy", "training_metrics", {"plot_scores": []})
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for _ in range(200):
+                scores = store.read("busy", "training_metrics")["plot_scores"]
+                assert scores == list(range(len(scores)))
+                listed = json.loads(store.all_sessions_json())["busy"]["training_metrics"]["plot_scores"]
+                assert listed == list(range(len(listed)))
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for reader in readers:
+        reader.start()
+    for count in range(1, 40):
+        store.write("busy", "training_metrics", {"plot_scores": list(range(count))})
+    for reader in readers:
+        reader.join(60)
+    assert failures == []
+    time.sleep(0.05)
+    store.write("busy", "training_metrics", {"plot_scores": [0]})
+    assert store.read("busy", "training_metrics") == {"plot_scores": [0]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ..safe_json import clean_text, dumps
 
@@ -15,6 +15,13 @@ class SafeJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return dumps(content)
+
+
+class EncodedJSONResponse(Response):
+    """A JSON answer already encoded as :func:`rewards_api.safe_json.dumps` does (the store's cached
+    encodings of the session documents)."""
+
+    media_type = "application/json"
 
 
 def sse_event(kind: str, data: Any) -> str:

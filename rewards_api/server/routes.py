@@ -52,7 +52,7 @@ from .models import (
     check_session_id,
     params_of,
 )
-from .responses import SafeJSONResponse
+from .responses import EncodedJSONResponse, SafeJSONResponse
 from .reward_check import check_reward
 from .streams import MJPEG_MEDIA_TYPE, mjpeg_response, paced, replay_frames
 
@@ -213,15 +213,15 @@ async def whoami(caller: CurrentCaller) -> SafeJSONResponse:
 
 @router.get("/get_all_params", summary="Every parameter and metric of a session",
             response_model=AllParamsResponse)
-def get_all_params(store: Store, session_id: SessionId) -> SafeJSONResponse:
-    return ok(**store.all_params(session_id))
+def get_all_params(store: Store, session_id: SessionId) -> EncodedJSONResponse:
+    # ok(**store.all_params(...)) as bytes: the documents' encodings are cached (the session page polls it)
+    return EncodedJSONResponse(b'{"status":200,' + store.all_params_json(session_id)[1:])
 
 
 @router.get("/get_all_sessions", summary="Every session's parameters and metrics, by session id",
             response_model=dict[str, SessionParams])
-def get_all_sessions(store: Store) -> SafeJSONResponse:
-    return SafeJSONResponse({session_id: store.all_params(session_id)
-                             for session_id in store.list_sessions()})
+def get_all_sessions(store: Store) -> EncodedJSONResponse:
+    return EncodedJSONResponse(store.all_sessions_json())
 
 
 @router.get("/get_all_envs", summary="The environments on offer")

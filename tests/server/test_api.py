@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 import subprocess
@@ -183,6 +184,34 @@ def test_bad_parameters_are_named(api: httpx.Client) -> None:
     assert "KeyError" in refused.json()["message"] and "line 2" in refused.json()["message"]
     # Nothing already saved is lost.
     assert api.get(f"{V1}/get_all_params", params={"session_id": session}).json()["agent_params"] == {}
+
+
+def test_the_lists_see_files_that_another_program_writes(api: httpx.Client, server) -> None:
+    session = fresh_id()
+    api.post(f"{V1}/create_session", params={"session_id": session}).raise_for_status()
+    env = {"environment_name": "car-race", "environment_world": 1, "mode": "training", "car_speed": 20}
+    api.post(f"{V1}/write_env_params", json={"session_id": session, **env}).raise_for_status()
+    time.sleep(2.2)  # settled (SETTLED_NS): from now on the server answers from its cache of the files
+    for _ in range(2):
+        assert api.get(f"{V1}/get_all_sessions").json()[session]["env_params"] == env
+    path = server.home / session / "env_params.json"
+    before = path.stat()
+    # An atomic rewrite of the same size and modification time, then one in place that changes the size.
+    replaced = path.read_text().replace('"car_speed": 20', '"car_speed": 30')
+    path.with_name(".new").write_text(replaced)
+    path.with_name(".new").replace(path)
+    os.utime(path, ns=(before.st_mtime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    for speed in (30, 300):
+        if speed == 300:
+            with path.open("r+") as handle:
+                handle.write(replaced.replace('"car_speed": 30', '"car_speed": 300'))
+        listed = api.get(f"{V1}/get_all_sessions")
+        assert listed.headers["content-type"] == "application/json"
+        assert listed.json()[session]["env_params"] == {**env, "car_speed": speed}
+        everything = api.get(f"{V1}/get_all_params", params={"session_id": session})
+        assert everything.headers["content-type"] == "application/json"
+        assert everything.json() == {"status": 200, **listed.json()[session]}
 
 
 def test_auth_is_required_with_a_clear_message(server) -> None:
