@@ -30,6 +30,14 @@ S3_REGION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 """A region: AWS's (eu-west-3) or an S3-compatible server's own name (``auto``, ``garage``...)."""
 
 
+def default_max_jobs() -> int:
+    """Trainings at once by default: twice the cores. A training's worker starts in a fraction of a second
+    (rewards_api.runs.processes) and its tiny network runs on one thread, so a third training on two cores
+    starts at once and shares them, rather than waiting behind two long ones; the workers run niced, so
+    the server's answers come first."""
+    return 2 * (os.cpu_count() or 1)
+
+
 class Settings(BaseSettings):
     """How the server runs. ``REWARDS_HOME``, ``REWARDS_TOKEN``, ``REWARDS_PORT``, ... set the fields.
 
@@ -45,7 +53,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     token: str | None = None
     no_auth: bool = False
-    max_jobs: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+    max_jobs: int = Field(default_factory=lambda: default_max_jobs(), ge=1, le=64)
     max_queued: int = Field(64, ge=0, le=10_000)
     max_user_jobs: int = Field(2, ge=1, le=64)
     # A reward function is a few kilobytes: a megabyte is generous.
