@@ -22,7 +22,7 @@ import pydantic
 from PIL import Image, ImageDraw, ImageFont
 
 from .params import AgentParams, EnvParams, first_error_message
-from .runs.evaluate import final_eval_score
+from .scores import final_eval_score
 from .store import SessionError, SessionStore
 
 __all__ = [
