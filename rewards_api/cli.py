@@ -1,47 +1,114 @@
 """The ``rewards-api`` command line: the whole loop without a server.
 
     rewards-api [--home DIR] create SESSION [--track 1] [--model "[[5, 9], [9, 3]]"] [--reward-file F] ...
+    rewards-api [--home DIR] set SESSION [--reward-file F] [--lr 0.005] ...   # the flags of create
     rewards-api [--home DIR] train SESSION          # live progress bar; Ctrl-C stops and keeps the model
     rewards-api [--home DIR] evaluate SESSION --mode evaluation --track 1 [--trials 5] [--json]
     rewards-api [--home DIR] sessions
-    rewards-api [--home DIR] delete SESSION
+    rewards-api [--home DIR] delete SESSION [--yes]
     rewards-api [--home DIR] push SESSION --user-id ID --user NAME [--s3-bucket B] [--s3-endpoint-url URL]
     rewards-api [--home DIR] leaderboard [--s3-bucket B] [--json]
     rewards-api [--home DIR] users add NAME | users list | users remove NAME
+    rewards-api --version
+
+Every command answers at once: this module imports only typer and rich. The store, the parameters and the
+simulator load in the commands that use them, and PyTorch only where a network runs (``train``,
+``evaluate``), after the arguments and the session have been checked.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import pydantic
 import typer
 from rich.console import Console
-from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
-
-from .envs.reward import DEFAULT_REWARD_SOURCE
-from .params import REWARD_CHECKED, AgentParams, EnvParams, TrainingParams, first_error_message
-from .server.reward_check import check_reward_source
-from .store import SessionError, SessionStore
-from .users import UserRegistry
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 if TYPE_CHECKING:
     from .config import Settings
     from .runs.events import Event
     from .runs.train import Trainer
+    from .store import SessionStore
+    from .users import UserRegistry
 
-# PyTorch takes seconds to import: only `train` and `evaluate` load the learning engine.
-DEFAULT_TRIALS = 5
+DEFAULT_TRIALS = 5  # as rewards_api.runs.evaluate's, which imports PyTorch
 DEFAULT_MODEL = "[[5, 9], [9, 3]]"
 
+PARAMETER_FLAGS = {
+    "environment_world": "--track", "car_speed": "--car-speed", "model_configuration": "--model",
+    "learning_rate": "--lr", "loss_fn": "--loss", "optimizer": "--optimizer", "gamma": "--gamma",
+    "epsilon": "--epsilon", "num_episodes": "--episodes", "reward_function": "--reward-file",
+}
+"""The flag of ``create`` and ``set`` that gives each session parameter: errors name what the user typed."""
+SETTINGS_FLAGS = {
+    "home": "--home", "host": "--host", "port": "--port", "token": "--token", "max_jobs": "--max-jobs",
+    "cors_origins": "--cors-origin", "cors_origin": "--cors-origin", "ui_metrics_file": "--ui-metrics-file",
+    "s3_bucket": "--s3-bucket", "s3_endpoint_url": "--s3-endpoint-url", "s3_region": "--s3-region",
+}
+"""The same for the server's settings (``serve``, ``push``, ``leaderboard``)."""
+
+_TYPE_METAVARS = {"<int>": "INTEGER", "<int range>": "INTEGER", "<float>": "NUMBER",
+                  "<float range>": "NUMBER", "<str>": "TEXT", "<path>": "PATH"}
+
+
+class _ReadableHelp:
+    """Help as a user reads it: texts exactly as written (rich markup escaped, so ``[[in, out], ...]``
+    stays), nothing after a flag, a plain metavar (TEXT, INTEGER, JSON, FILE...) after an option that
+    takes a value, and arguments in capitals in the usage line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.help:
+            self.help = escape(self.help)
+        for param in self.params:
+            if getattr(param, "help", None):
+                param.help = escape(param.help)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if param.metavar is None:
+                param.metavar = _metavar(param, ctx)
+        return params
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                pieces.append(param.metavar if param.required else f"[{param.metavar}]")
+        if isinstance(self, TyperGroup):
+            pieces.append(self.subcommand_metavar)
+        return pieces
+
+
+def _metavar(param: Any, ctx: Any) -> str:
+    if isinstance(param, TyperArgument):
+        return param.name.upper()
+    if param.is_flag:
+        return ""
+    shown = param.display_type(ctx)
+    return _TYPE_METAVARS.get(shown, shown.strip("<>").upper())
+
+
+class _Command(_ReadableHelp, TyperCommand):
+    pass
+
+
+class _Group(_ReadableHelp, TyperGroup):
+    pass
+
+
 app = typer.Typer(
+    cls=_Group,
     help="rewards: write a reward function, train a car to race, evaluate it. Sessions live in "
     "$REWARDS_HOME (default ~/.rewards_ai).",
     no_args_is_help=True,
@@ -52,80 +119,159 @@ console = Console()
 errors = Console(stderr=True)
 
 
+def command(name: str | None = None, parent: typer.Typer = app) -> Any:
+    """``@app.command`` with the readable help of :class:`_ReadableHelp`."""
+    return parent.command(name, cls=_Command)
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print a user error (what is wrong and how to fix it) and exit."""
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
 @contextmanager
-def user_errors() -> Any:
-    """Turn the errors a user can cause into one clear line instead of a traceback."""
+def user_errors(flags: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Turn the errors a user can cause into one clear line instead of a traceback; ``flags`` maps the
+    parameters the checks name (``environment_world``) to the flags the user typed (``--track``)."""
     try:
         yield
-    except pydantic.ValidationError as exc:
-        fail(first_error_message(exc))
-    except (SessionError, ValueError) as exc:
-        fail(str(exc))
-    except RuntimeError as exc:
-        from .runs.evaluate import ModelNotTrained
-
-        if not isinstance(exc, ModelNotTrained):
+    except Exception as exc:
+        message = _user_error(exc, flags or {})
+        if message is None:
             raise
-        fail(str(exc))
+        fail(message)
+
+
+def _user_error(exc: Exception, flags: Mapping[str, str]) -> str | None:
+    """The message for an error the user caused, None for a bug (imports only what raised it can be)."""
+    import pydantic
+
+    from .params import ParameterError, validation_errors
+    from .store import SessionError
+
+    if isinstance(exc, pydantic.ValidationError):
+        found = validation_errors(exc)
+        return _flagged(found[0]["parameter"], found[0]["message"], flags) if found else str(exc)
+    if isinstance(exc, ParameterError):
+        return _flagged(exc.parameter, str(exc), flags)
+    if isinstance(exc, (SessionError, ValueError)):
+        return str(exc)
+    evaluation = sys.modules.get("rewards_api.runs.evaluate")  # loaded if it can have raised ModelNotTrained
+    if evaluation is not None and isinstance(exc, evaluation.ModelNotTrained):
+        return str(exc)
+    return None
+
+
+def _flagged(parameter: str, message: str, flags: Mapping[str, str]) -> str:
+    """``environment_world = 4 is not valid: ...`` as ``--track 4 is not valid: ...``."""
+    flag = flags.get(parameter)
+    if flag is None:
+        return message
+    if message.startswith(f"{parameter} = "):
+        return f"{flag} {message[len(parameter) + 3:]}"
+    if message.startswith(parameter):
+        return flag + message[len(parameter):]
+    return f"{flag}: {message}"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"rewards-api {version('rewards-api')}", highlight=False)
+        raise typer.Exit()
 
 
 @app.callback()
 def main(
     ctx: typer.Context,
-    home: Annotated[Path | None, typer.Option("--home", help="Folder of the sessions "
+    home: Annotated[Path | None, typer.Option("--home", metavar="DIR", help="Folder of the sessions "
                                               "(default: $REWARDS_HOME or ~/.rewards_ai).")] = None,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_show_version,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
-    ctx.obj = SessionStore(home)
+    ctx.obj = home
 
 
 def _store(ctx: typer.Context) -> SessionStore:
-    return ctx.obj
+    from .store import SessionStore
+
+    return SessionStore(ctx.obj)
 
 
-@app.command()
+# The session parameters, shared by create (with defaults) and set (all optional: None keeps the value).
+TrackOption = typer.Option("--track", help="Training track, 1-3.")
+CarSpeedOption = typer.Option("--car-speed", help="Frames per second of the live stream, 1-60.")
+ModelOption = typer.Option("--model", metavar="JSON", help="Q-network layers as JSON [[in, out], ...].")
+LearningRateOption = typer.Option("--lr", help="Learning rate, > 0 and <= 1.5.")
+LossOption = typer.Option("--loss", metavar="NAME", help="mse, rmse, mae or huber.")
+OptimizerOption = typer.Option("--optimizer", metavar="NAME", help="adam, rmsprop or adagrad.")
+GammaOption = typer.Option("--gamma", help="Discount: a fraction 0-1 or a percentage.")
+EpsilonOption = typer.Option("--epsilon", help="Starting exploration: fraction or percentage.")
+EpisodesOption = typer.Option("--episodes", help="Episodes to train, 1-100000.")
+RewardFileOption = typer.Option("--reward-file", metavar="FILE", help="Python file defining "
+                                "reward_function(params); default: +1 while on the track.")
+
+
+@command()
 def create(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session id: letters, digits and underscores.")],
-    track: Annotated[int, typer.Option(help="Training track, 1-3.")] = 1,
-    car_speed: Annotated[int, typer.Option(help="Frames per second of the live stream, 1-60.")] = 20,
-    model: Annotated[str, typer.Option(help="Q-network layers as JSON [[in, out], ...].")] = DEFAULT_MODEL,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate, > 0 and <= 1.5.")] = 0.01,
-    loss: Annotated[str, typer.Option(help="mse, rmse, mae or huber.")] = "mse",
-    optimizer: Annotated[str, typer.Option(help="adam, rmsprop or adagrad.")] = "adam",
-    gamma: Annotated[float, typer.Option(help="Discount: a fraction 0-1 or a percentage.")] = 0.9,
-    epsilon: Annotated[float, typer.Option(help="Starting exploration: fraction or percentage.")] = 20,
-    episodes: Annotated[int, typer.Option(help="Episodes to train, 1-100000.")] = 700,
-    reward_file: Annotated[Path | None, typer.Option(help="Python file defining reward_function(params); "
-                                                     "default: +1 while on the track.")] = None,
+    track: Annotated[int, TrackOption] = 1,
+    car_speed: Annotated[int, CarSpeedOption] = 20,
+    model: Annotated[str, ModelOption] = DEFAULT_MODEL,
+    lr: Annotated[float, LearningRateOption] = 0.01,
+    loss: Annotated[str, LossOption] = "mse",
+    optimizer: Annotated[str, OptimizerOption] = "adam",
+    gamma: Annotated[float, GammaOption] = 0.9,
+    epsilon: Annotated[float, EpsilonOption] = 20,
+    episodes: Annotated[int, EpisodesOption] = 700,
+    reward_file: Annotated[Path | None, RewardFileOption] = None,
 ) -> None:
     """Create a session with its parameters (the original UI's defaults unless given)."""
+    from .envs.reward import DEFAULT_REWARD_SOURCE
+    from .params import AgentParams, EnvParams
+
     store = _store(ctx)
-    with user_errors():
-        source = DEFAULT_REWARD_SOURCE
-        if reward_file is not None:
-            try:
-                source = reward_file.read_text(encoding="utf-8")
-            except OSError as exc:
-                fail(f"--reward-file {reward_file}: {exc.strerror}; give the path of a Python file")
+    with user_errors(_parameter_flags(reward_file)):
+        source = DEFAULT_REWARD_SOURCE if reward_file is None else _read_reward_file(reward_file)
         # Every parameter is checked before anything is written: a mistake leaves no half-made session.
         env = EnvParams(environment_world=track, car_speed=car_speed)
-        agent = AgentParams(model_configuration=model, learning_rate=lr, loss_fn=loss, optimizer=optimizer,
-                            gamma=_plain(gamma), epsilon=_plain(epsilon), num_episodes=episodes)
-        check_reward_source(source)  # in a child process with CPU and memory limits, like the server
-        training = TrainingParams.model_validate({"reward_function": source}, context=REWARD_CHECKED)
+        agent = AgentParams(model_configuration=model, learning_rate=_plain(lr), loss_fn=loss,
+                            optimizer=optimizer, gamma=_plain(gamma), epsilon=_plain(epsilon),
+                            num_episodes=episodes)
+        training = _checked_training_params({}, source)
         created = store.create(session)
         store.write_env_params(session, env)
         store.write_agent_params(session, agent)
         store.write_training_params(session, training)
     console.print(f"Created session [bold]{session}[/] in {created['dir_paths']['session_root_dir']}")
     console.print(f"  track {track} · model {model} · lr {lr} · {loss} · {optimizer} · gamma {_plain(gamma)} "
-                  f"· epsilon {_plain(epsilon)} · {episodes} episodes")
+                  f"· epsilon {_plain(epsilon)} · {episodes} episodes", highlight=False, markup=False)
+
+
+def _parameter_flags(reward_file: Path | None) -> dict[str, str]:
+    return {**PARAMETER_FLAGS, "reward_function": f"--reward-file {reward_file}"}
+
+
+def _read_reward_file(reward_file: Path) -> str:
+    try:
+        return reward_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        fail(f"--reward-file {reward_file}: {reason}; give the path of a Python file")
+        raise  # not reached: fail exits
+
+
+def _checked_training_params(stored: dict[str, Any], source: str) -> Any:
+    """training_params with ``source`` as the reward function, checked as the server checks it: in a child
+    process with CPU and memory limits (ParameterError for ``reward_function`` if refused)."""
+    from .params import REWARD_CHECKED, TrainingParams
+    from .server.reward_check import check_reward_source
+
+    check_reward_source(source)
+    return TrainingParams.model_validate({**stored, "reward_function": source}, context=REWARD_CHECKED)
 
 
 def _plain(value: float) -> float | int:
@@ -133,16 +279,134 @@ def _plain(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-@app.command()
+@command("set")
+def set_command(
+    ctx: typer.Context,
+    session: Annotated[str, typer.Argument(help="Session id.")],
+    track: Annotated[int | None, TrackOption] = None,
+    car_speed: Annotated[int | None, CarSpeedOption] = None,
+    model: Annotated[str | None, ModelOption] = None,
+    lr: Annotated[float | None, LearningRateOption] = None,
+    loss: Annotated[str | None, LossOption] = None,
+    optimizer: Annotated[str | None, OptimizerOption] = None,
+    gamma: Annotated[float | None, GammaOption] = None,
+    epsilon: Annotated[float | None, EpsilonOption] = None,
+    episodes: Annotated[int | None, EpisodesOption] = None,
+    reward_file: Annotated[Path | None, RewardFileOption] = None,
+) -> None:
+    """Change a session's reward function or hyper-parameters: the flags of create, each optional (the
+    others keep their values). Checked as create checks them; the model, metrics and runs are kept, and the
+    next train continues the model with the new values. Not while the session is training."""
+    from .params import AgentParams, EnvParams, parse_model_configuration
+
+    env_changes = _given(environment_world=track, car_speed=car_speed)
+    agent_changes = _given(model_configuration=model, learning_rate=None if lr is None else _plain(lr),
+                           loss_fn=loss, optimizer=optimizer, gamma=None if gamma is None else _plain(gamma),
+                           epsilon=None if epsilon is None else _plain(epsilon), num_episodes=episodes)
+    if not env_changes and not agent_changes and reward_file is None:
+        fail(f"nothing to change: give the new values, e.g. rewards-api set {session} --reward-file F.py "
+             "--lr 0.005 (rewards-api set --help lists the flags)")
+    store = _store(ctx)
+    changing = _training_mark(store, session, "changing its parameters")
+    with user_errors(_parameter_flags(reward_file)), changing:
+        stored = store.all_params(session)
+        env = _changed(EnvParams, stored["env_params"], env_changes)
+        if "model_configuration" in agent_changes:
+            current = stored["agent_params"].get("model_configuration", DEFAULT_MODEL)
+            new_layers = parse_model_configuration(agent_changes["model_configuration"])
+            if _layers_or_none(current) == new_layers:
+                agent_changes.pop("model_configuration")  # the same network, written another way
+            elif store.paths(session).model.exists():
+                fail(f"--model {model} changes the network of session {session!r}, whose trained model has "
+                     f"layers {current}: its next training would start a new model and lose this one. Create "
+                     f"a new session for the new network: rewards-api create NEW_SESSION --model '{model}'")
+        agent = _changed(AgentParams, stored["agent_params"], agent_changes)
+        training = None
+        if reward_file is not None:
+            source = _read_reward_file(reward_file)
+            if source != stored["training_params"].get("reward_function"):
+                training = _checked_training_params(stored["training_params"], source)
+        if env is None and agent is None and training is None:
+            fail(f"nothing to change: session {session!r} already has these values")
+        changed = []
+        if env is not None:
+            store.write_env_params(session, env)
+            changed += [PARAMETER_FLAGS[name] for name in env_changes]
+        if agent is not None:
+            store.write_agent_params(session, agent)
+            changed += [PARAMETER_FLAGS[name] for name in agent_changes]
+        if training is not None:
+            store.write_training_params(session, training)
+            changed.append("--reward-file")
+    console.print(f"Changed {', '.join(changed)} of session [bold]{escape(session)}[/]; its model and "
+                  f"metrics are kept. See it with: rewards-api info {session}", highlight=False)
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _layers_or_none(configuration: Any) -> Any:
+    from .params import parse_model_configuration
+
+    try:
+        return parse_model_configuration(configuration)
+    except ValueError:
+        return None
+
+
+def _changed(kind: Any, stored: dict[str, Any], changes: dict[str, Any]) -> Any:
+    """The parameters ``stored`` with ``changes``, checked; None when they would stay the same."""
+    if not changes:
+        return None
+    new = kind(**{**stored, **changes})
+    try:
+        current = kind(**stored)
+    except ValueError:  # what is stored is not valid: the change fixes it
+        return new
+    return None if new == current else new
+
+
+@contextmanager
+def _training_mark(store: SessionStore, session: str, doing: str) -> Iterator[None]:
+    """Hold the session's training mark while the block runs: a ``flock`` on a file in its state folder,
+    which the kernel releases when this process ends, however it ends. A second ``train`` or a ``set``
+    meanwhile is refused with the holder's process id. (The server's workers do not take it yet.)"""
+    paths = store.paths(session)
+    if not store.exists(session):
+        from .store import SessionNotFound
+
+        raise SessionNotFound(session)
+    import fcntl
+
+    paths.state.mkdir(exist_ok=True)
+    mark = paths.state / "training.lock"
+    fd = os.open(mark, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = mark.read_text(encoding="utf-8", errors="replace").strip() or "another process"
+            fail(f"session {session!r} is busy ({holder}): wait until it is done, or stop its training "
+                 "(Ctrl-C where it runs), then try again")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} is {doing}".encode())
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+@command()
 def train(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session id.")],
     cars: Annotated[int, typer.Option(help="Cars driving at once.", min=1, max=4096)] = 64,
-    track: Annotated[str | None, typer.Option(help="Train on this track this time, e.g. 2 or random:42 "
-                                              "(default: the session's track).")] = None,
-    tracks: Annotated[str | None, typer.Option(help="Train on these tracks at once, e.g. 1,2,3 "
-                                               "(default: the session's track).")] = None,
-    seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    track: Annotated[str | None, typer.Option(metavar="TRACK", help="Train on this track this time, e.g. 2 "
+                                              "or random:42 (default: the session's track).")] = None,
+    tracks: Annotated[str | None, typer.Option(metavar="TRACKS", help="Train on these tracks at once, e.g. "
+                                               "1,2,3 (default: the session's track).")] = None,
+    seconds: Annotated[float | None, typer.Option(metavar="SECONDS", help="Stop after this many "
+                                                  "seconds.")] = None,
     fresh: Annotated[bool, typer.Option(help="Start a new model instead of continuing the session's "
                                         "model.")] = False,
     restart: Annotated[bool, typer.Option(hidden=True, help="Deprecated: use --fresh.")] = False,
@@ -154,8 +418,6 @@ def train(
     (num_episodes more from its weights, exploring from a quarter of epsilon).
     --fresh starts a new model. model_history.json lists every run under "runs".
     """
-    from .envs.tracks import get_track
-
     store = _store(ctx)
     if track is not None and tracks is not None:
         fail(f"--track {track} and --tracks {tracks} cannot be used together: give one track with --track, "
@@ -165,28 +427,63 @@ def train(
     track_list = tuple(_track(t) for t in tracks.split(",")) if tracks else None
     if track is not None:
         track_list = (_track(track),)
+    flag = "--tracks" if tracks else "--track"
     with user_errors():
-        for chosen in track_list or ():
-            get_track(chosen)  # a bad track is refused at once, before PyTorch loads
+        _check_session(store, session)
+    with user_errors({"track": flag}):
+        _check_tracks(track_list or (), "training", flag)
+    with user_errors(), _training_mark(store, session, "training it (rewards-api train)"):
+        _run_training(store, session, track_list, cars=cars, seed=seed, fresh=fresh or restart,
+                      seconds=seconds)
+
+
+def _check_session(store: SessionStore, session: str) -> None:
+    """SessionNotFound or a parameter's error now, before PyTorch loads (seconds) for a run."""
+    from .params import AgentParams, EnvParams
+
+    stored = store.all_params(session)
+    try:
+        EnvParams(**stored["env_params"])
+        AgentParams(**stored["agent_params"]).config()
+    except ValueError as exc:
+        problem = _user_error(exc, PARAMETER_FLAGS)
+        fail(f"session {session!r}: {problem}; fix it with rewards-api set {session}")
+
+
+def _check_tracks(tracks: tuple[int | str, ...], mode: str, flag: str) -> None:
+    from .envs.tracks import get_track
+
+    for chosen in tracks:
+        try:
+            get_track(chosen, mode)
+        except (ValueError, TypeError) as exc:
+            fail(f"{flag} {chosen}: {exc}")
+
+
+def _run_training(store: SessionStore, session: str, track_list: tuple[int | str, ...] | None, *, cars: int,
+                  seed: int, fresh: bool, seconds: float | None) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from .runs.events import EpisodeFinished, TrainingStarted
     from .runs.train import Trainer, TrainingError, TrainingOptions
 
-    with user_errors():
-        trainer = Trainer(store, session, TrainingOptions(num_cars=cars, tracks=track_list, seed=seed,
-                                                          fresh=fresh or restart, max_seconds=seconds))
+    trainer = Trainer(store, session, TrainingOptions(num_cars=cars, tracks=track_list, seed=seed,
+                                                      fresh=fresh, max_seconds=seconds))
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+    start = {"episode": 0, "steps": 0}  # where this run began: a warm start or a resume counts on
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("training", total=trainer.setup.config.num_episodes, status="starting")
 
         def show(event: Event) -> None:
             if isinstance(event, TrainingStarted):
+                start.update(episode=event.episode, steps=event.steps)
                 how = {"fresh": "A new model", "warm": "Warm start from the session's model",
                        "resumed": "Resuming the interrupted run"}[trainer.start_kind]
                 progress.console.print(f"{how} on {', '.join(trainer.track_names)}: episodes "
                                        f"{event.episode + 1}-{event.episodes}", highlight=False)
             if isinstance(event, EpisodeFinished):
-                rate = event.steps / max(event.elapsed, 1e-9)
+                rate = (event.steps - start["steps"]) / max(event.elapsed, 1e-9)
                 progress.update(task, completed=event.episode, total=max(trainer.target_episodes, 1),
                                 status=f"score {event.score:g} · record {event.record:g} · "
                                 f"{rate:,.0f} steps/s")
@@ -199,10 +496,12 @@ def train(
                 fail(f"training stopped: {exc}", code=1)
     how = "stopped" if result.stopped else "finished"
     record = "-" if result.record is None else f"{result.record:g}"
-    rate = result.steps / max(result.elapsed, 1e-9)
-    console.print(f"Training {how}: {result.episodes} episodes, record {record}, "
-                  f"{result.steps:,} steps in {result.elapsed:.1f} s ({rate:,.0f} steps/s). "
-                  f"Model saved in {store.paths(session).model}")
+    episodes, steps = result.episodes - start["episode"], result.steps - start["steps"]
+    rate = steps / max(result.elapsed, 1e-9)
+    in_all = f" ({result.episodes:,} episodes, {result.steps:,} steps in all)" if start["episode"] else ""
+    console.print(f"Training {how}: {episodes:,} episodes, record {record}, {steps:,} steps in "
+                  f"{result.elapsed:.1f} s ({rate:,.0f} steps/s){in_all}. "
+                  f"Model saved in {store.paths(session).model}", highlight=False)
 
 
 def _track(text: str) -> int | str:
@@ -211,7 +510,7 @@ def _track(text: str) -> int | str:
 
 
 @contextmanager
-def _stop_on_ctrl_c(trainer: Trainer) -> Any:
+def _stop_on_ctrl_c(trainer: Trainer) -> Iterator[None]:
     """First Ctrl-C asks the run to stop cleanly (it saves); a second one aborts."""
 
     def handle(signum: int, frame: Any) -> None:
@@ -226,34 +525,62 @@ def _stop_on_ctrl_c(trainer: Trainer) -> Any:
         signal.signal(signal.SIGINT, previous)
 
 
-@app.command("evaluate")
+@command("evaluate")
 def evaluate_command(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session id.")],
-    mode: Annotated[str, typer.Option(help="training or evaluation.")] = "training",
-    track: Annotated[str, typer.Option(help="Track: training 1-3, evaluation 1, or random:SEED.")] = "1",
+    mode: Annotated[str, typer.Option(metavar="MODE", help="training or evaluation.")] = "training",
+    track: Annotated[str, typer.Option(metavar="TRACK", help="Track: training 1-3, evaluation 1, or "
+                                       "random:SEED.")] = "1",
     trials: Annotated[int, typer.Option(help="Trials to run.", min=1, max=100)] = DEFAULT_TRIALS,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the track's metrics as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the track's metrics and each trial as "
+                                          "JSON.")] = False,
 ) -> None:
     """Evaluate the session's best model with greedy trials; records evaluation_metrics.json."""
-    from .runs.evaluate import evaluate
-
     store = _store(ctx)
+    if mode not in ("training", "evaluation"):
+        fail(f"--mode {mode!r} is not valid: use training or evaluation")
     with user_errors():
-        if mode not in ("training", "evaluation"):
-            fail(f"--mode {mode!r} is not valid: use training or evaluation")
-        metrics = evaluate(store, session, mode=mode, track=_track(track), num_trials=trials)
+        _check_session(store, session)
+        if not store.paths(session).model.exists():
+            fail(f"session {session!r} has no trained model yet: train it first (rewards-api train "
+                 f"{session})")
+        _check_tracks((_track(track),), mode, "--track")
+    from .runs.evaluate import evaluate
+    from .runs.events import TrialFinished, score_value
+
+    trial_results: list[dict[str, Any]] = []
+
+    def keep(event: Event) -> None:
+        if isinstance(event, TrialFinished):
+            trial_results.append({"trial": event.trial, "laps": int(event.lap_complete),
+                                  "progress": round(event.progress, 2), "steps": event.steps,
+                                  "score": score_value(event.score)})
+
+    with user_errors():
+        metrics = evaluate(store, session, mode=mode, track=_track(track), num_trials=trials, on_event=keep)
     if as_json:
-        sys.stdout.write(json.dumps(metrics) + "\n")
+        sys.stdout.write(json.dumps({**metrics, "trials": trial_results}) + "\n")
         return
-    table = Table(title=f"{session} · {mode} track {track}")
-    for key in metrics:
-        table.add_column(key.replace("_", " "))
-    table.add_row(*(f"{value:g}" if isinstance(value, float) else str(value) for value in metrics.values()))
-    console.print(table)
+    each = Table(title=f"{session} · {mode} track {track} · trials")
+    for column in ("trial", "laps", "progress %", "steps", "score"):
+        each.add_column(column, justify="right")
+    for result in trial_results:
+        each.add_row(*(_shown(value) for value in result.values()))
+    console.print(each)
+    totals = Table.grid(padding=(0, 2))
+    totals.add_column(style="bold")
+    totals.add_column()
+    for label, key, unit in (("trials", "num_trials", ""), ("record", "record", ""),
+                             ("mean score", "mean_score", ""), ("laps completed", "laps_completed", ""),
+                             ("mean progress", "mean_progress", " %"),
+                             ("total elapsed time", "total_elapsed_time", " seconds"),
+                             ("evaluated at", "evaluated_at", "")):
+        totals.add_row(label, _shown(metrics[key]) + unit)
+    console.print(totals)
 
 
-@app.command()
+@command()
 def sessions(ctx: typer.Context) -> None:
     """List the sessions with their track, model and training record."""
     store = _store(ctx)
@@ -280,25 +607,45 @@ def sessions(ctx: typer.Context) -> None:
     console.print(table)
 
 
-@app.command()
+@command()
 def delete(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session id.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking (for scripts).")] = False,
 ) -> None:
-    """Delete a session and everything in it."""
+    """Delete a session and everything in it (its model too), after asking."""
+    store = _store(ctx)
     with user_errors():
-        _store(ctx).delete(session)
-    console.print(f"Deleted session {session}")
+        if not store.exists(session):
+            from .store import SessionNotFound
+
+            raise SessionNotFound(session)
+    if not yes:
+        if not _interactive():
+            fail(f"not deleting session {session!r} without a confirmation: no one can answer here (stdin is "
+                 "not a terminal); add --yes (-y) to delete it")
+        if not typer.confirm(f"Delete session {session} and everything in it, its model too?"):
+            console.print(f"Kept session {session}.", highlight=False, markup=False)
+            raise typer.Exit(1)
+    with user_errors():
+        store.delete(session)
+    console.print(f"Deleted session {session}", highlight=False, markup=False)
 
 
-S3Bucket = Annotated[str | None, typer.Option(help="S3 bucket for pushed models and the shared leaderboard "
-                                              "(default: $REWARDS_S3_BUCKET). Credentials: the standard AWS "
-                                              "chain (AWS_ACCESS_KEY_ID, AWS_PROFILE...).")]
-S3EndpointUrl = Annotated[str | None, typer.Option(help="URL of S3-compatible storage, e.g. MinIO's "
-                                                   "http://127.0.0.1:9000 (default: "
+def _interactive() -> bool:
+    """Whether someone can answer a question: stdin is a terminal."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+S3Bucket = Annotated[str | None, typer.Option(metavar="NAME", help="S3 bucket for pushed models and the "
+                                              "shared leaderboard (default: $REWARDS_S3_BUCKET). "
+                                              "Credentials: the standard AWS chain (AWS_ACCESS_KEY_ID, "
+                                              "AWS_PROFILE...).")]
+S3EndpointUrl = Annotated[str | None, typer.Option(metavar="URL", help="URL of S3-compatible storage, e.g. "
+                                                   "MinIO's http://127.0.0.1:9000 (default: "
                                                    "$REWARDS_S3_ENDPOINT_URL, else AWS S3).")]
-S3Region = Annotated[str | None, typer.Option(help="The bucket's region (default: $REWARDS_S3_REGION, else "
-                                              "the AWS chain's).")]
+S3Region = Annotated[str | None, typer.Option(metavar="REGION", help="The bucket's region (default: "
+                                              "$REWARDS_S3_REGION, else the AWS chain's).")]
 
 
 def _s3_settings(ctx: typer.Context, bucket: str | None, endpoint_url: str | None, region: str | None
@@ -307,18 +654,18 @@ def _s3_settings(ctx: typer.Context, bucket: str | None, endpoint_url: str | Non
     from .config import Settings
 
     given = {"s3_bucket": bucket, "s3_endpoint_url": endpoint_url, "s3_region": region}
-    with user_errors():
+    with user_errors(SETTINGS_FLAGS):
         return Settings(home=_store(ctx).home, **{name: value for name, value in given.items()
                                                   if value is not None})
 
 
-@app.command()
+@command()
 def push(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session id.")],
-    user_id: Annotated[str, typer.Option("--user-id", help="Whose model: its folder in the bucket is "
-                                         "Models/<user id>/<session>/.")],
-    user: Annotated[str, typer.Option(help="The name shown on the leaderboards.")],
+    user_id: Annotated[str, typer.Option("--user-id", metavar="ID", help="Whose model: its folder in the "
+                                         "bucket is Models/<user id>/<session>/.")],
+    user: Annotated[str, typer.Option(metavar="NAME", help="The name shown on the leaderboards.")],
     s3_bucket: S3Bucket = None,
     s3_endpoint_url: S3EndpointUrl = None,
     s3_region: S3Region = None,
@@ -339,7 +686,7 @@ def push(
                   f"score {pushed.summary['score']:g}", highlight=False)
 
 
-@app.command("leaderboard")
+@command("leaderboard")
 def leaderboard_command(
     ctx: typer.Context,
     s3_bucket: S3Bucket = None,
@@ -375,11 +722,12 @@ def leaderboard_command(
     console.print(table)
 
 
-@app.command()
+@command()
 def info(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session id.")],
-    plot: Annotated[Path | None, typer.Option(help="Also save the score chart to this PNG file.")] = None,
+    plot: Annotated[Path | None, typer.Option(metavar="FILE", help="Also save the score chart to this PNG "
+                                              "file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the card as JSON.")] = False,
 ) -> None:
     """Show a session's model card: dates, model, record, evaluations and runs."""
@@ -415,6 +763,8 @@ def _shown(value: Any) -> str:
 
 
 def _print_card(card: dict[str, Any]) -> None:
+    from rich.panel import Panel
+
     model = card["model"]
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
@@ -461,7 +811,7 @@ def _print_card(card: dict[str, Any]) -> None:
     console.print(runs)
 
 
-@app.command("export")
+@command("export")
 def export_command(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session id.")],
@@ -480,12 +830,12 @@ def export_command(
                   highlight=False)
 
 
-@app.command("import")
+@command("import")
 def import_command(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A zip archive made by `rewards-api export`.")],
-    as_id: Annotated[str | None, typer.Option("--as", help="Import under this session id instead of the "
-                                              "archive's.")] = None,
+    as_id: Annotated[str | None, typer.Option("--as", metavar="SESSION", help="Import under this session id "
+                                              "instead of the archive's.")] = None,
 ) -> None:
     """Import a session archive as a new session (never over an existing one)."""
     from .archive import import_session
@@ -496,16 +846,18 @@ def import_command(
                   highlight=False)
 
 
-users_app = typer.Typer(help="The people who may use this server besides you: each has a token and sessions "
-                        "of their own.", no_args_is_help=True)
+users_app = typer.Typer(cls=_Group, help="The people who may use this server besides you: each has a token "
+                        "and sessions of their own.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 
 
 def _users(ctx: typer.Context) -> UserRegistry:
+    from .users import UserRegistry
+
     return UserRegistry(_store(ctx).home)
 
 
-@users_app.command("add")
+@command("add", users_app)
 def users_add(ctx: typer.Context, name: Annotated[str, typer.Argument(help="User name: lower-case letters, "
                                                                      "digits, '_' or '-'.")]) -> None:
     """Add a user and print their token (shown once: only its hash is kept)."""
@@ -516,9 +868,11 @@ def users_add(ctx: typer.Context, name: Annotated[str, typer.Argument(help="User
     print(token)
 
 
-@users_app.command("list")
+@command("list", users_app)
 def users_list(ctx: typer.Context) -> None:
     """List the users (not their tokens: only hashes are kept)."""
+    from .store import SessionStore
+
     with user_errors():
         everyone = _users(ctx).list()
     if not everyone:
@@ -533,7 +887,7 @@ def users_list(ctx: typer.Context) -> None:
     console.print(table)
 
 
-@users_app.command("remove")
+@command("remove", users_app)
 def users_remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="User name.")]) -> None:
     """Revoke a user's token at once; their sessions are kept on disk."""
     with user_errors():
@@ -542,23 +896,23 @@ def users_remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="U
                   f"{removed.home}", highlight=False)
 
 
-@app.command()
+@command()
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8000,
     token: Annotated[str | None, typer.Option(help="The token clients must send (default: $REWARDS_TOKEN, "
                                               "else one kept in the home folder).")] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="No token (loopback only), for the original "
                                           "UI.")] = False,
     max_jobs: Annotated[int | None, typer.Option(help="Trainings at once (default: the cores).")] = None,
-    cors_origin: Annotated[list[str] | None, typer.Option(help="Also allow this browser origin, e.g. "
-                                                          "http://example.test:8080 (repeat for more; the "
-                                                          "original UI's localhost and 127.0.0.1 on 3000 "
-                                                          "and 5173 are always allowed).")] = None,
-    ui_metrics_file: Annotated[Path | None, typer.Option(help="Keep this JSON file a copy of the running "
-                                                         "session's training_metrics.json, for the "
-                                                         "original UI's live chart: give its "
+    cors_origin: Annotated[list[str] | None, typer.Option(metavar="ORIGIN", help="Also allow this browser "
+                                                          "origin, e.g. http://example.test:8080 (repeat for "
+                                                          "more; the original UI's localhost and 127.0.0.1 "
+                                                          "on 3000 and 5173 are always allowed).")] = None,
+    ui_metrics_file: Annotated[Path | None, typer.Option(metavar="FILE", help="Keep this JSON file a copy of "
+                                                         "the running session's training_metrics.json, for "
+                                                         "the original UI's live chart: give its "
                                                          "src/assets/temp.json (off by default).")] = None,
     s3_bucket: S3Bucket = None,
     s3_endpoint_url: S3EndpointUrl = None,
@@ -576,7 +930,7 @@ def serve(
                         ("s3_region", s3_region), ("ui_metrics_file", ui_metrics_file)):
         if value is not None:
             overrides[name] = value
-    with user_errors():
+    with user_errors(SETTINGS_FLAGS):
         settings = Settings(**overrides)
         settings.check()
         settings.check_home()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,8 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from rewards_api import cli as cli_module
+from rewards_api.store import SessionStore
 
 COMMAND = str(Path(sys.executable).parent / "rewards-api")
+runner = CliRunner()
 
 
 def cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -43,12 +49,20 @@ def test_the_whole_loop_headless(tmp_path: Path) -> None:
                     "--json")
     metrics = json.loads(evaluated.stdout)
     assert metrics["num_trials"] == 2 and set(metrics) >= {"record", "laps_completed", "mean_progress"}
+    trials = metrics.pop("trials")
+    assert [trial["trial"] for trial in trials] == [1, 2]
+    assert all(set(trial) == {"trial", "laps", "progress", "steps", "score"} for trial in trials)
+    assert max(trial["score"] for trial in trials) == metrics["record"]
+    assert sum(trial["laps"] for trial in trials) == metrics["laps_completed"]
     stored = json.loads((home / "demo" / "evaluation_metrics.json").read_text())
     assert stored["evaluation"]["1"] == metrics
+    shown = cli(home, "evaluate", "demo", "--mode", "evaluation", "--trials", "3").stdout
+    assert "progress %" in shown and "steps" in shown and "seconds" in shown
+    assert [int(row) for row in re.findall(r"^│\s+(\d+) │", shown, re.MULTILINE)] == [1, 2, 3]  # a row each
 
     listed = cli(home, "sessions")
     assert "demo" in listed.stdout and "[[5, 16], [16, 3]]" in listed.stdout and "25" in listed.stdout
-    cli(home, "delete", "demo")
+    cli(home, "delete", "demo", "--yes")
     assert not (home / "demo").exists()
     assert "No sessions" in cli(home, "sessions").stdout
 
@@ -56,11 +70,11 @@ def test_the_whole_loop_headless(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--lr", "60"), "learning_rate = 60"),
-        (("--model", "[[4, 9], [9, 3]]"), "model_configuration"),
-        (("--gamma", "150"), "gamma"),
-        (("--loss", "hinge"), "loss_fn"),
-        (("--track", "7"), "environment_world"),
+        (("--lr", "60"), "--lr 60 is not valid"),
+        (("--model", "[[4, 9], [9, 3]]"), "--model"),
+        (("--gamma", "150"), "--gamma 150 is not valid"),
+        (("--loss", "hinge"), "--loss 'hinge' is not valid"),
+        (("--track", "7"), "--track 7 is not valid"),
     ],
 )
 def test_bad_parameters_are_named_and_nothing_is_created(tmp_path: Path, args: tuple[str, ...],
@@ -68,6 +82,8 @@ def test_bad_parameters_are_named_and_nothing_is_created(tmp_path: Path, args: t
     result = cli(tmp_path, "create", "bad", *args, check=False)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+    for api_name in ("learning_rate", "model_configuration", "loss_fn", "environment_world"):
+        assert api_name not in result.stderr
     assert not (tmp_path / "bad").exists()
 
 
@@ -75,7 +91,8 @@ def test_user_mistakes_get_one_clear_line(tmp_path: Path) -> None:
     bad_reward = tmp_path / "r.py"
     bad_reward.write_text("def reward_function(params):\n    return 1 +\n")
     result = cli(tmp_path, "create", "x", "--reward-file", str(bad_reward), check=False)
-    assert result.returncode == 2 and "reward_function" in result.stderr and "line 2" in result.stderr
+    assert result.returncode == 2 and "line 2" in result.stderr
+    assert f"--reward-file {bad_reward}" in result.stderr
     for args, message in [
         (("create", "no/slash"), "not valid"),
         (("train", "missing"), "no session 'missing'"),
@@ -100,6 +117,10 @@ def test_ctrl_c_stops_training_and_keeps_what_was_learned(tmp_path: Path) -> Non
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not json.loads(metrics.read_text())["plot_scores"]:
         time.sleep(0.2)
+    # While it trains, its parameters cannot change and a second training does not start.
+    for args in (("set", "long", "--lr", "0.005"), ("train", "long")):
+        busy = cli(tmp_path, *args, check=False)
+        assert busy.returncode == 2 and "is busy" in busy.stderr and "training" in busy.stderr, busy.stderr
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
@@ -108,3 +129,138 @@ def test_ctrl_c_stops_training_and_keeps_what_was_learned(tmp_path: Path) -> Non
     assert episodes > 0
     assert (tmp_path / "long" / "session_saved_models" / "model.pth").exists()
     assert (tmp_path / "long" / "session_saved_models" / "checkpoints" / "resume.pth").exists()
+
+
+HEAVY_MODULES = ("torch", "numpy", "gymnasium", "fastapi", "pydantic")
+IMPORTS_AFTER = f"""
+import json, sys
+from rewards_api.cli import app
+try:
+    app(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps([name for name in {HEAVY_MODULES!r} if name in sys.modules]))
+"""
+
+
+def heavy_imports(*args: str) -> list[str]:
+    """The heavy modules a real ``rewards-api ARGS`` run has imported when it ends."""
+    result = subprocess.run([sys.executable, "-c", IMPORTS_AFTER, *args], capture_output=True, text=True,
+                            timeout=120)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_commands_that_run_no_network_never_import_pytorch(tmp_path: Path) -> None:
+    SessionStore(tmp_path).create("untrained")
+    assert heavy_imports("--help") == [] and heavy_imports("--version") == []
+    for args in (("sessions",), ("info", "untrained"), ("leaderboard",), ("train", "nosuch"),
+                 ("evaluate", "nosuch"), ("evaluate", "untrained"), ("train", "untrained", "--track", "9"),
+                 ("create", "bad", "--lr", "60")):
+        assert "torch" not in heavy_imports("--home", str(tmp_path), *args), args
+
+
+def test_help_shows_texts_as_written_and_no_values_after_flags() -> None:
+    created = runner.invoke(cli_module.app, ["create", "--help"], env={"COLUMNS": "200"}).output
+    assert "Q-network layers as JSON [[in, out], ...]." in created
+    assert re.search(r"--model\s+JSON", created) and re.search(r"--reward-file\s+FILE", created)
+    assert re.search(r"Usage: \S+ create \[OPTIONS\] SESSION\s*$", created, re.MULTILINE)
+    for args in (["create", "--help"], ["train", "--help"], ["serve", "--help"], ["set", "--help"],
+                 ["evaluate", "--help"], ["--help"], ["users", "--help"]):
+        shown = runner.invoke(cli_module.app, args, env={"COLUMNS": "200"}).output
+        assert "<bool>" not in shown and "<list" not in shown and "{session}" not in shown, args
+        assert "Show this message and exit." in shown
+    served = runner.invoke(cli_module.app, ["serve", "--help"], env={"COLUMNS": "200"}).output
+    assert re.search(r"--cors-origin\s+ORIGIN", served) and re.search(r"--no-auth\s+No token", served)
+
+
+def test_errors_name_the_flags_typed(tmp_path: Path) -> None:
+    SessionStore(tmp_path).create("s")
+    for args, message in [
+        (["train", "s", "--track", "9"], "--track 9"),
+        (["train", "s", "--tracks", "1,9"], "--tracks 9"),
+        (["evaluate", "s", "--mode", "race"], "--mode 'race'"),
+        (["leaderboard", "--s3-bucket", "Not_A_Bucket"], "--s3-bucket 'Not_A_Bucket' is not valid"),
+        (["set", "s", "--episodes", "0"], "--episodes 0 is not valid"),
+        (["set", "s", "--optimizer", "sgd"], "--optimizer 'sgd' is not valid"),
+    ]:
+        result = runner.invoke(cli_module.app, ["--home", str(tmp_path), *args], env={"COLUMNS": "200"})
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)
+        assert not re.search(r"\b(environment_world|s3_bucket|num_episodes)\b", result.output), result.output
+
+
+def test_version_is_the_package_version() -> None:
+    from importlib.metadata import version
+
+    result = runner.invoke(cli_module.app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"rewards-api {version('rewards-api')}"
+
+
+def test_delete_asks_first_and_refuses_without_a_terminal(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SessionStore(tmp_path)
+    store.create("keep")
+    home = ["--home", str(tmp_path)]
+    refused = runner.invoke(cli_module.app, [*home, "delete", "keep"], env={"COLUMNS": "200"})
+    assert refused.exit_code == 2 and "--yes" in refused.output and store.exists("keep")
+    monkeypatch.setattr(cli_module, "_interactive", lambda: True)
+    declined = runner.invoke(cli_module.app, [*home, "delete", "keep"], input="n\n")
+    assert declined.exit_code == 1 and "Delete session keep" in declined.output and store.exists("keep")
+    accepted = runner.invoke(cli_module.app, [*home, "delete", "keep"], input="y\n")
+    assert accepted.exit_code == 0 and not store.exists("keep")
+    store.create("scripted")
+    assert runner.invoke(cli_module.app, [*home, "delete", "scripted", "-y"]).exit_code == 0
+    assert not store.exists("scripted")
+
+
+def test_set_changes_parameters_and_keeps_the_model_and_metrics(tmp_path: Path) -> None:
+    cli(tmp_path, "create", "s", "--episodes", "30")
+    root = tmp_path / "s"
+    model = root / "session_saved_models" / "model.pth"
+    model.write_bytes(b"weights")  # what set must keep: a model, metrics and the runs
+    metrics = {"plot_scores": [1, 2, 3], "plot_mean_scores": [1, 1.5, 2]}
+    (root / "training_metrics.json").write_text(json.dumps(metrics))
+    history = json.loads((root / "session_saved_models" / "model_history.json").read_text())
+    history["runs"] = [{"start": "fresh", "episodes": 3}]
+    (root / "session_saved_models" / "model_history.json").write_text(json.dumps(history))
+    reward = tmp_path / "reward.py"
+    reward.write_text("def reward_function(params):\n    return 2.0\n")
+
+    changed = cli(tmp_path, "set", "s", "--lr", "0.005", "--gamma", "95", "--reward-file", str(reward),
+                  "--car-speed", "30", "--model", "[[5,9],[9,3]]")
+    assert "--lr" in changed.stdout and "--reward-file" in changed.stdout
+    agent = json.loads((root / "agent_params.json").read_text())
+    assert agent["learning_rate"] == 0.005 and agent["gamma"] == 95 and agent["num_episodes"] == 30
+    assert agent["model_configuration"] == "[[5, 9], [9, 3]]"  # the same network: kept as it was written
+    assert json.loads((root / "env_params.json").read_text())["car_speed"] == 30
+    assert json.loads((root / "training_params.json").read_text())["reward_function"] == reward.read_text()
+    assert model.read_bytes() == b"weights"
+    assert json.loads((root / "training_metrics.json").read_text()) == metrics
+    assert json.loads((root / "session_saved_models" / "model_history.json").read_text())["runs"] == \
+        history["runs"]
+
+    bad = tmp_path / "bad.py"
+    bad.write_text("def reward_function(params):\n    return 1 +\n")
+    for args, message in [
+        (("set", "s"), "nothing to change"),
+        (("set", "s", "--lr", "0.005"), "nothing to change"),
+        (("set", "s", "--lr", "60"), "--lr 60 is not valid"),
+        (("set", "s", "--reward-file", str(bad)), f"--reward-file {bad}"),
+        (("set", "s", "--model", "[[5, 16], [16, 3]]"), "create NEW_SESSION --model"),
+        (("set", "nosuch", "--lr", "0.1"), "no session 'nosuch'"),
+    ]:
+        result = cli(tmp_path, *args, check=False)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+    assert json.loads((root / "agent_params.json").read_text()) == agent
+    assert "line 2" in cli(tmp_path, "set", "s", "--reward-file", str(bad), check=False).stderr
+
+
+def test_a_warm_start_reports_this_runs_steps_and_speed(tmp_path: Path) -> None:
+    cli(tmp_path, "create", "w", "--episodes", "2")
+    cli(tmp_path, "train", "w", "--cars", "4")
+    warm = cli(tmp_path, "train", "w", "--cars", "4").stdout
+    runs = json.loads((tmp_path / "w" / "session_saved_models" / "model_history.json").read_text())["runs"]
+    assert "Warm start" in warm and len(runs) == 2
+    total = runs[0]["steps"] + runs[1]["steps"]
+    assert "Training finished: 2 episodes, record" in warm
+    assert f" {runs[1]['steps']:,} steps in " in warm and f"(4 episodes, {total:,} steps in all)" in warm
