@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     max_jobs: int = Field(default_factory=lambda: default_max_jobs(), ge=1, le=64)
     max_queued: int = Field(64, ge=0, le=10_000)
     max_user_jobs: int = Field(2, ge=1, le=64)
+    # Start the training workers' fork server (rewards_api.runs.processes: ~3 s of CPU loading PyTorch)
+    # with the server, so that the first Train starts at once; off (REWARDS_PRELOAD_WORKERS=0), it starts
+    # at the first training or evaluation: for a machine that starts many short-lived servers (the tests).
+    preload_workers: bool = True
     # A reward function is a few kilobytes: a megabyte is generous.
     max_body_bytes: int = Field(1_000_000, ge=1_000, le=100_000_000)
     # POST /api/v1/import takes a whole exported session (model and resume checkpoint): its own bound.

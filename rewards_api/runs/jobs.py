@@ -447,9 +447,11 @@ class JobManager:
     """
 
     def __init__(self, home: Path | str, max_jobs: int | None = None,
-                 options: TrainingOptions | None = None, max_queued: int = MAX_QUEUED) -> None:
+                 options: TrainingOptions | None = None, max_queued: int = MAX_QUEUED,
+                 preload: bool = True) -> None:
         """``max_jobs`` defaults to ``os.cpu_count()``; ``options`` is given to every Trainer (with
-        ``fresh`` set per job by :meth:`start`); at most ``max_queued`` jobs wait for a slot."""
+        ``fresh`` set per job by :meth:`start`); at most ``max_queued`` jobs wait for a slot. ``preload``:
+        start the workers' fork server now (in the background), not at the first start."""
         self.store = SessionStore(home)
         self.home = self.store.home
         self.max_jobs = max_jobs if max_jobs is not None else (os.cpu_count() or 1)
@@ -472,7 +474,8 @@ class JobManager:
         self._wake_writer.setblocking(False)
         self._relay = threading.Thread(target=self._relay_loop, name="rewards-job-relay", daemon=True)
         self._relay.start()
-        processes.start()  # the workers' fork server loads PyTorch now, not at the first start
+        if preload:
+            processes.start()  # the workers' fork server loads PyTorch now, not at the first start
 
     def __enter__(self) -> JobManager:
         return self

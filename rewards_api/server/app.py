@@ -59,7 +59,8 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
         # The server's only networks are the live views' tiny ones: one thread, so that PyTorch's
         # spinning worker threads never take a core from a training.
         torch.set_num_threads(1)
-        app.state.jobs = JobManager(settings.home, max_jobs=settings.max_jobs, max_queued=settings.max_queued)
+        app.state.jobs = JobManager(settings.home, max_jobs=settings.max_jobs, max_queued=settings.max_queued,
+                                    preload=settings.preload_workers)
         app.state.live_views = LiveViews(app.state.jobs)
         if app.state.ui_metrics is not None:
             app.state.ui_metrics.start()

@@ -35,18 +35,21 @@ def children(pid: int) -> set[int]:
     return found
 
 
-def forked_children(server_pid: int) -> set[int]:
-    """The server's training workers and evaluation children: the children of its fork server (a child of
-    the server running ``multiprocessing.forkserver``; see rewards_api.runs.processes)."""
+def fork_servers(server_pid: int) -> set[int]:
+    """The server's children running ``multiprocessing.forkserver`` (see rewards_api.runs.processes)."""
     found: set[int] = set()
     for child in children(server_pid):
         try:
-            command = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"multiprocessing.forkserver" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.add(child)
         except FileNotFoundError:
             continue
-        if b"multiprocessing.forkserver" in command:
-            found |= children(child)
     return found
+
+
+def forked_children(server_pid: int) -> set[int]:
+    """The server's training workers and evaluation children: the children of its fork server."""
+    return {pid for forker in fork_servers(server_pid) for pid in children(forker)}
 
 
 def niceness(pid: int) -> int | None:
@@ -76,6 +79,9 @@ def start_server(home: Path, *args: str, env: dict[str, str] | None = None,
     output = home.parent / f"server-{port}.log"
     log = output.open("w")
     environment = {k: v for k, v in os.environ.items() if not k.startswith("REWARDS_")}
+    # The workers' fork server starts at the first training: most of these servers never train, and its
+    # ~3 s of CPU at every start would be most of the suite's (tests/server/test_worker_start.py: both ways).
+    environment["REWARDS_PRELOAD_WORKERS"] = "0"
     process = subprocess.Popen([COMMAND, "--home", str(home), "serve", "--port", str(port), *args],
                                stdout=log, stderr=subprocess.STDOUT, env={**environment, **(env or {})},
                                preexec_fn=preexec_fn)
