@@ -41,16 +41,18 @@ from enum import Enum
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..safe_json import clean
 from ..store import SessionNotFound, SessionStore, user_home
 from . import processes
 from .child_output import OutputRelay, redirect_output
 from .events import Event, FrameReady, TrainingStarted
-from .train import Trainer, TrainingError, TrainingOptions
+
+if TYPE_CHECKING:  # the server loads PyTorch only once it needs it (the first weights from a worker)
+    import torch
+
+    from .train import Trainer, TrainingOptions
 
 log = logging.getLogger(__name__)
 
@@ -325,14 +327,16 @@ class _Channel:
 
 
 def _state_dict_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    import torch
+
     buffer = io.BytesIO()
     torch.save({name: tensor.detach().cpu() for name, tensor in state.items()}, buffer)
     return buffer.getvalue()
 
 
-def _worker_main(home: str, session_id: str, options: TrainingOptions | None, results: Connection,
-                 control: Connection, output: Connection) -> None:
-    """Run one session's training in this process (a fresh fork of the fork server) and report to the manager.
+def _worker_main(home: str, session_id: str, options: TrainingOptions | None, fresh: bool,
+                 results: Connection, control: Connection, output: Connection) -> None:
+    """Run one session's training in this process (a new fork of the fork server); report to the manager.
 
     Its stdout and stderr go to ``output``, which the manager reads (:mod:`rewards_api.runs.child_output`:
     bounded and escaped, never the server's stream raw).
@@ -344,13 +348,17 @@ def _worker_main(home: str, session_id: str, options: TrainingOptions | None, re
     """
     import faulthandler
 
+    import torch
+
     from .reward_limits import install
+    from .train import Trainer, TrainingError, TrainingOptions
 
     redirect_output(output)
     faulthandler.enable()  # a crash (deep nesting in the reward: see explain_exit) names the user's line
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the server's terminal: the manager stops us
     install()
-    torch.set_num_threads((options or TrainingOptions()).torch_threads)
+    options = replace(options or TrainingOptions(), fresh=fresh)
+    torch.set_num_threads(options.torch_threads)
     channel = _Channel(results)
     stopping = threading.Event()
     trainers: list[Trainer] = []
@@ -790,7 +798,7 @@ class JobManager:
 
     def _launch(self, job: _Job) -> None:
         session_id = job.status.session_id
-        options = replace(self.options or TrainingOptions(), fresh=job.fresh)
+        options = self.options  # None: the worker's defaults (the server need not load the trainer)
         results_reader = results_writer = control_reader = control_writer = None
         output_reader = output_writer = None
         try:
@@ -799,8 +807,8 @@ class JobManager:
             output_reader, output_writer = self._context.Pipe(duplex=False)
             process = self._context.Process(
                 target=_worker_main, name=f"rewards-train-{session_id}", daemon=True,
-                args=(str(self.store_of(job.status.user).home), session_id, options, results_writer,
-                      control_reader, output_writer),
+                args=(str(self.store_of(job.status.user).home), session_id, options, job.fresh,
+                      results_writer, control_reader, output_writer),
             )
             process.start()
         except Exception as exc:
@@ -847,6 +855,8 @@ class JobManager:
     def _handle(self, job: _Job, frame: bytes) -> None:
         tag, payload = frame[:1], frame[1:]
         if tag == _WEIGHTS:
+            import torch  # loaded with the server, unless it was started with preload_workers off
+
             try:
                 weights = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
             except Exception:

@@ -51,14 +51,15 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        import torch
-
         from ..runs.jobs import JobManager
         from .live import LiveViews
 
-        # The server's only networks are the live views' tiny ones: one thread, so that PyTorch's
-        # spinning worker threads never take a core from a training.
-        torch.set_num_threads(1)
+        if settings.preload_workers:  # PyTorch for the live views and the workers' weights: now, not at
+            import torch  # the first Train (~1.3 s, most of it holding the GIL the event loop needs)
+
+            # The server's only networks are the live views' tiny ones: one thread, so that PyTorch's
+            # spinning worker threads never take a core from a training.
+            torch.set_num_threads(1)
         app.state.jobs = JobManager(settings.home, max_jobs=settings.max_jobs, max_queued=settings.max_queued,
                                     preload=settings.preload_workers)
         app.state.live_views = LiveViews(app.state.jobs)

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..runs import processes
 from ..runs.child_output import OutputRelay, redirect_output
-from ..runs.evaluate import CarPose
 from ..runs.reward_limits import explain_exit
+
+if TYPE_CHECKING:  # runs.evaluate loads PyTorch
+    from ..runs.evaluate import CarPose
 
 EVALUATION_TIMEOUT = 120.0
 """Seconds an evaluation may take before its process is killed."""

@@ -19,10 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
-import torch
 
-from ..agents.dqn import QNetwork
-from ..envs.car_race import CarRaceEnv
 from ..envs.radar import TURN_DEGREES
 from ..envs.render import render_jpeg
 from ..params import AgentParams, EnvParams
@@ -40,6 +37,14 @@ class LiveView:
 
     def __init__(self, jobs: JobManager, session_id: str, user: str | None = None) -> None:
         """Reads the session's files and may build its track's radar maps: make it off the event loop."""
+        import torch  # loaded with the server, unless it was started with preload_workers off
+
+        from ..agents.dqn import QNetwork
+        from ..envs.car_race import CarRaceEnv
+
+        # The server's only networks are these tiny ones: one thread, so that PyTorch's spinning worker
+        # threads never take a core from a training.
+        torch.set_num_threads(1)
         everything = jobs.store_of(user).all_params(session_id)
         env_params = EnvParams(**everything["env_params"])
         status = jobs.status(session_id, user)
@@ -109,6 +114,8 @@ class LiveView:
 
     def _next_frame(self) -> bytes:
         """Drive the demo car one step with the newest weights, and draw it (in a worker thread)."""
+        import torch
+
         weights = self.jobs.latest_weights(self.session_id, self.user)
         if weights is not None and weights is not self._weights:
             self.network.load_state_dict(weights)

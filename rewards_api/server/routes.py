@@ -19,8 +19,8 @@ from fastapi.responses import Response, StreamingResponse
 from ..envs.render import track_png
 from ..envs.tracks import Track, builtin_track, get_track
 from ..params import REWARD_CHECKED, AgentParams, EnvParams, ParameterError, TrainingParams
-from ..runs.evaluate import final_eval_score
 from ..runs.jobs import JobManager, StillRunning
+from ..scores import final_eval_score
 from ..store import SessionNotFound, SessionStore
 from .auth import Caller, CurrentCaller, caller_store
 from .evaluation import (

@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 from fastapi.responses import StreamingResponse
 
 from ..envs.radar import TURN_DEGREES
 from ..envs.render import render_jpeg
 from ..envs.tracks import Track
-from ..runs.evaluate import CarPose
+
+if TYPE_CHECKING:  # runs.evaluate loads PyTorch
+    from ..runs.evaluate import CarPose
 
 BOUNDARY = "frame"
 MJPEG_MEDIA_TYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
