@@ -18,6 +18,7 @@ simulator load in the commands that use them, and PyTorch only where a network r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -369,31 +370,16 @@ def _changed(kind: Any, stored: dict[str, Any], changes: dict[str, Any]) -> Any:
 
 @contextmanager
 def _training_mark(store: SessionStore, session: str, doing: str) -> Iterator[None]:
-    """Hold the session's training mark while the block runs: a ``flock`` on a file in its state folder,
-    which the kernel releases when this process ends, however it ends. A second ``train`` or a ``set``
-    meanwhile is refused with the holder's process id. (The server's workers do not take it yet.)"""
-    paths = store.paths(session)
-    if not store.exists(session):
-        from .store import SessionNotFound
+    """Hold the session's training mark while the block runs (SessionStore.training_mark: a second
+    ``train``, a ``set``, or a server training the session meanwhile is refused, naming the holder)."""
+    from .store import SessionBusy
 
-        raise SessionNotFound(session)
-    import fcntl
-
-    paths.state.mkdir(exist_ok=True)
-    mark = paths.state / "training.lock"
-    fd = os.open(mark, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = mark.read_text(encoding="utf-8", errors="replace").strip() or "another process"
-            fail(f"session {session!r} is busy ({holder}): wait until it is done, or stop its training "
-                 "(Ctrl-C where it runs), then try again")
-        os.ftruncate(fd, 0)
-        os.write(fd, f"process {os.getpid()} is {doing}".encode())
+            held.enter_context(store.training_mark(session, doing))
+        except SessionBusy as exc:
+            fail(str(exc))
         yield
-    finally:
-        os.close(fd)  # releases the flock
 
 
 @command()

@@ -68,6 +68,7 @@ __all__ = [
     "USERS_DIR",
     "USER_NAME_PATTERN",
     "InvalidSessionId",
+    "SessionBusy",
     "SessionError",
     "SessionExists",
     "SessionNotFound",
@@ -146,6 +147,10 @@ class SessionNotFound(SessionError, KeyError):
         )
         SessionError.__init__(self, message, session_id)
         self.args = (session_id, message)
+
+
+class SessionBusy(SessionError):
+    """Another process trains the session, or changes its parameters: ``str()`` names it."""
 
 
 class SessionExists(SessionError):
@@ -597,6 +602,35 @@ class SessionStore:
         shutil.rmtree(trash, ignore_errors=True)
 
     # -- locking --------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def training_mark(self, session_id: str, doing: str) -> Iterator[None]:
+        """Mark the session busy while the block runs, for every process: a ``flock`` on
+        ``.rewards/training.lock``, which the kernel releases when the holder ends, however it ends. A
+        training (``rewards-api train``, a server's worker) and ``rewards-api set`` each hold it;
+        :class:`SessionBusy`, naming the holder (``process N is <doing>``), when another holds it.
+
+        Unlike :meth:`lock`, which guards one write, it is held for a whole training: readers and writers
+        of documents never wait for it."""
+        paths = self._require(session_id)
+        if fcntl is None:  # pragma: no cover
+            yield
+            return
+        paths.state.mkdir(exist_ok=True)
+        mark = paths.state / "training.lock"
+        fd = os.open(mark, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = mark.read_text(encoding="utf-8", errors="replace").strip()[:200] or "another process"
+                raise SessionBusy(f"session {session_id!r} is busy ({holder}): wait until it is done, or "
+                                  "stop its training, then try again", session_id) from None
+            os.ftruncate(fd, 0)
+            os.write(fd, f"process {os.getpid()} is {doing}".encode())
+            yield
+        finally:
+            os.close(fd)  # releases the flock
 
     @contextlib.contextmanager
     def lock(self, session_id: str) -> Iterator[SessionPaths]:

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..safe_json import clean
-from ..store import SessionNotFound, SessionStore, user_home
+from ..store import SessionBusy, SessionNotFound, SessionStore, user_home
 from . import processes
 from .child_output import OutputRelay, redirect_output
 from .events import Event, FrameReady, TrainingStarted
@@ -391,14 +391,20 @@ def _worker_main(home: str, session_id: str, options: TrainingOptions | None, fr
             for trainer in trainers:
                 trainer.stop()
 
+    store = SessionStore(home)
     try:
-        trainer = Trainer(SessionStore(home), session_id, options)
-        trainers.append(trainer)
-        if stopping.is_set():
-            trainer.stop()
-        result = trainer.run(on_event, on_saving=lambda: channel.send_json({"kind": "saving"}))
+        # Marked busy for other processes (rewards-api train or set of the same session are refused).
+        with store.training_mark(session_id, "training it (the server)"):
+            trainer = Trainer(store, session_id, options)
+            trainers.append(trainer)
+            if stopping.is_set():
+                trainer.stop()
+            result = trainer.run(on_event, on_saving=lambda: channel.send_json({"kind": "saving"}))
         state = JobState.stopped if result.stopped else JobState.finished
         channel.send_json({"kind": "end", "state": state.value, "error": None})
+    except SessionBusy as exc:  # rewards-api train runs it, or set changes it
+        channel.send_json({"kind": "end", "state": JobState.failed.value, "error": str(exc),
+                           "reported": False})
     except TrainingError as exc:
         channel.send_json({"kind": "end", "state": JobState.failed.value, "error": str(exc),
                            "reported": True})

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+import pytest
 from jobs_support import (  # noqa: F401  (home, manager_factory, store: fixtures)
     FAST,
     LONG,
@@ -24,7 +25,7 @@ from jobs_support import (  # noqa: F401  (home, manager_factory, store: fixture
 
 from rewards_api.runs import processes
 from rewards_api.runs.jobs import STOP_GRACE, JobManager, JobState
-from rewards_api.store import SessionStore
+from rewards_api.store import SessionBusy, SessionStore
 
 
 def ended(pid: int) -> bool:
@@ -154,3 +155,23 @@ def test_a_stop_while_the_worker_starts_is_waited_for_not_killed(store: SessionS
             assert manager.status(name).state is JobState.running  # type: ignore[union-attr]
         status = wait_state(manager, name)
     assert status.state is JobState.stopped and status.error is None, status
+
+
+def test_a_worker_marks_its_session_busy_and_refuses_one_marked_by_another_process(
+        store: SessionStore, manager_factory: Callable[..., JobManager]) -> None:
+    name = make_session(store, "shared", episodes=LONG)
+    manager = manager_factory(max_jobs=1)
+    with store.training_mark(name, "changing its parameters"):  # as rewards-api set does
+        manager.start(name)
+        refused = wait_state(manager, name)
+    assert refused.state is JobState.failed
+    assert f"is busy (process {os.getpid()} is changing its parameters)" in (refused.error or "")
+    manager.start(name)
+    wait_until(lambda: manager.status(name).steps > 0, what="training")  # type: ignore[union-attr]
+    with pytest.raises(SessionBusy, match=r"is busy \(process \d+ is training it \(the server\)\)"), \
+            store.training_mark(name, "training it (rewards-api train)"):
+        pass
+    manager.stop(name)
+    assert wait_state(manager, name).state is JobState.stopped
+    with store.training_mark(name, "changing its parameters"):  # released when the worker ended
+        pass
