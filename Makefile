@@ -12,9 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Two workers, each taking the next test as it frees up (worksteal: the long end-to-end tests do not leave
+# one worker idle at the end); the 15 slowest tests are timed in every run.
 test: $(STAMP) browser
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -n 2
+	$(BIN)/pytest -q -n 2 --dist worksteal --durations=15
 
 # The web lab's tests drive a real headless Chromium: Debian's chromium and chromium-driver packages.
 browser:

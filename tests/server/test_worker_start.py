@@ -3,6 +3,7 @@ default) or at the first training (REWARDS_PRELOAD_WORKERS=0), and a training th
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,18 @@ from typing import Any
 from conftest import TOKEN, fork_servers, forked_children, start_server, stop_server
 
 V1 = "/api/v1"
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settled(pid: int) -> bool:
+    """The process has used CPU (its preloading) and then none for half a second (it waits to fork)."""
+    before = cpu_seconds(pid)
+    time.sleep(0.5)
+    return before > 0.5 and cpu_seconds(pid) == before
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -28,7 +41,7 @@ def test_the_fork_server_starts_with_the_server_and_a_training_starts_at_once(tm
         forker = wait_for(lambda: fork_servers(server.process.pid))  # before anyone asked for a training
         with server.client() as api:
             assert api.post(f"{V1}/create_session", params={"session_id": "quick"}).status_code == 200
-            time.sleep(4)  # the fork server has loaded PyTorch and the tracks by now
+            wait_for(lambda: settled(next(iter(forker))), timeout=60)  # it has loaded PyTorch and the tracks
             began = time.monotonic()
             assert api.post(f"{V1}/train", params={"session_id": "quick"}).status_code == 200
             wait_for(lambda: api.get(f"{V1}/jobs/quick").json()["episodes"] > 0)  # the worker has started
