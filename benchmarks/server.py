@@ -38,19 +38,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(home: Path, token: str) -> tuple[subprocess.Popen, str]:
+def start_server(home: Path, token: str, *options: str) -> tuple[subprocess.Popen, str]:
+    """``rewards-api --home HOME serve --port P --token TOKEN OPTIONS`` on a free loopback port, with no
+    ``REWARDS_*`` setting of this shell (but the radar maps' cache folder); (process, URL) once it answers."""
     port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("REWARDS_")}
-    arguments = [COMMAND, "--home", str(home), "serve", "--port", str(port), "--token", token]
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith("REWARDS_") or k == "REWARDS_CACHE_DIR"}
+    arguments = [COMMAND, "--home", str(home), "serve", "--port", str(port), "--token", token, *options]
     process = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env=environment)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
+    for _ in range(600):
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return process, url
         except httpx.HTTPError:
-            time.sleep(0.1)
+            time.sleep(0.05)
     process.kill()
     raise SystemExit("the server did not start")
 

@@ -17,50 +17,22 @@ Every request goes to 127.0.0.1 only, and the server is stopped at the end.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import secrets
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import httpx
+from server import V1, start_server  # benchmarks/server.py
 
 from rewards_api.store import SessionStore
 
-V1 = "/api/v1"
-COMMAND = str(Path(sys.executable).parent / "rewards-api")
 GOAL_P50 = 0.050
 REWARD_FUNCTION = "def reward_function(params):\n    \"\"\"Stay on the track, fast.\"\"\"\n" + "".join(
     f"    reading_{i} = params['radar'][{i % 5}] * {i + 1}\n" for i in range(28)) + "    return 1.0\n"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(home: Path, token: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("REWARDS_")}
-    arguments = [COMMAND, "--home", str(home), "serve", "--port", str(port), "--token", token]
-    process = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env=environment)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("the server did not start")
 
 
 def make_sessions(home: Path, count: int, episodes: int) -> list[str]:

@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,42 +47,21 @@ from typing import Any
 
 import httpx
 from load import LeanBrowser  # benchmarks/load.py: a browser's requests on a raw connection
+from server import COMMAND, V1, start_server  # benchmarks/server.py
 
 from rewards_api.params import AgentParams, EnvParams, TrainingParams
 from rewards_api.store import SessionStore
 from rewards_api.users import UserRegistry
 
-V1 = "/api/v1"
-COMMAND = str(Path(sys.executable).parent / "rewards-api")
 LONG = 100_000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("REWARDS_") or k == "REWARDS_CACHE_DIR"}
 
 
-def start_server(home: Path, token: str, max_jobs: int | None = None) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    arguments = [COMMAND, "--home", str(home), "serve", "--port", str(port), "--token", token]
-    if max_jobs is not None:
-        arguments += ["--max-jobs", str(max_jobs)]
-    process = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env=environment())
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit("the server did not start")
+def start(home: Path, token: str, max_jobs: int | None) -> tuple[subprocess.Popen, str]:
+    return start_server(home, token, *(["--max-jobs", str(max_jobs)] if max_jobs is not None else []))
 
 
 def stop_server(process: subprocess.Popen) -> None:
@@ -338,7 +316,7 @@ def main() -> None:
     if not args.no_classroom:
         with tempfile.TemporaryDirectory() as folder:
             home = Path(folder)
-            process, url = start_server(home, token, args.max_jobs)
+            process, url = start(home, token, args.max_jobs)
             try:
                 asyncio.run(classroom(url, home, token, args.classroom))
             finally:
@@ -350,7 +328,7 @@ def one_server(args: argparse.Namespace, token: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
         fill_home(home, args.sessions, "listed")
-        process, url = start_server(home, token, args.max_jobs)
+        process, url = start(home, token, args.max_jobs)
         try:
             session_list(url, token, args.sessions)
             training_starts(url, token, args.runs)
