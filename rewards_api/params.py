@@ -22,7 +22,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from .envs.reward import DEFAULT_REWARD_SOURCE, RewardFunctionError, compile_reward_source
+from .envs.default_reward import DEFAULT_REWARD_SOURCE
 
 __all__ = [
     "DEFAULT_AGENT_PARAMS",
@@ -280,6 +280,7 @@ def check_reward_function(source: Any) -> str:
     :func:`rewards_api.runs.reward_limits.call_limits`); the server does it in a child process with memory
     and CPU limits (:mod:`rewards_api.server.reward_check`).
     """
+    from .envs.reward import RewardFunctionError, compile_reward_source
     from .envs.samples import call_on_samples
     from .runs.reward_limits import EPISODE_CPU_LIMIT, call_limits
 

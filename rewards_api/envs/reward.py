@@ -51,6 +51,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .default_reward import DEFAULT_REWARD_SOURCE
 from .sandbox import RefusedCode, compile_restricted_source, new_namespace
 
 PARAM_KEYS: tuple[str, ...] = (
@@ -86,13 +87,6 @@ PARAM_DESCRIPTIONS: dict[str, str] = {
 """One line on each ``params`` key, for people writing reward functions (the web lab's reference)."""
 
 
-DEFAULT_REWARD_SOURCE = '''def reward_function(params):
-    """+1 for every step the car stays on the track."""
-    if params["is_alive"]:
-        return 1
-    return 0
-'''
-"""The original UI's starting reward function, as source text."""
 
 EXAMPLE_REWARDS: dict[str, str] = {
     "Stay alive": DEFAULT_REWARD_SOURCE,
