@@ -334,7 +334,7 @@ def _state_dict_bytes(state: dict[str, torch.Tensor]) -> bytes:
     return buffer.getvalue()
 
 
-def _worker_main(home: str, session_id: str, options: TrainingOptions | None, fresh: bool,
+def _worker_main(home: str, session_id: str, options: TrainingOptions | None, fresh: bool, niceness: int,
                  results: Connection, control: Connection, output: Connection) -> None:
     """Run one session's training in this process (a new fork of the fork server); report to the manager.
 
@@ -346,6 +346,8 @@ def _worker_main(home: str, session_id: str, options: TrainingOptions | None, fr
     user's reward code, so it limits itself first (memory, CPU per call and per episode: see
     :mod:`rewards_api.runs.reward_limits`); a limit passed fails the job with a message naming it.
     """
+    processes.lower_priority(niceness)  # training is batch work: the server's answers come first
+
     import faulthandler
 
     import torch
@@ -805,6 +807,7 @@ class JobManager:
     def _launch(self, job: _Job) -> None:
         session_id = job.status.session_id
         options = self.options  # None: the worker's defaults (the server need not load the trainer)
+        niceness = processes.child_niceness(WORKER_NICENESS)
         results_reader = results_writer = control_reader = control_writer = None
         output_reader = output_writer = None
         try:
@@ -813,7 +816,7 @@ class JobManager:
             output_reader, output_writer = self._context.Pipe(duplex=False)
             process = self._context.Process(
                 target=_worker_main, name=f"rewards-train-{session_id}", daemon=True,
-                args=(str(self.store_of(job.status.user).home), session_id, options, job.fresh,
+                args=(str(self.store_of(job.status.user).home), session_id, options, job.fresh, niceness,
                       results_writer, control_reader, output_writer),
             )
             process.start()
@@ -832,7 +835,6 @@ class JobManager:
         output_writer.close()
         output = OutputRelay.of(output_reader, f"training worker of session {session_id}")
         with contextlib.suppress(OSError):  # training is batch work: the server's answers come first
-            niceness = min(os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS, 19)
             os.setpriority(os.PRIO_PROCESS, process.pid, niceness)
         with self._lock:
             job.launching = False

@@ -6,8 +6,6 @@ the trainer, the evaluator, the reward sandbox; and the built-in tracks' look-up
 measured already on this machine: :mod:`rewards_api.envs.map_cache`; a track not measured yet is measured
 by the first child that needs it, which stores it for the next).
 
-The fork server runs at a lower CPU priority, so that its children are born at it.
-
 The fork server must hold no thread when it forks: OpenBLAS (loaded with NumPy) starts a thread per core
 at load unless told otherwise, so its thread count, and OpenMP's and MKL's, are set to one before anything
 loads them. A worker runs its tiny network on one thread anyway (``TrainingOptions.torch_threads``). Nothing
@@ -19,18 +17,11 @@ logged, and a worker then loads what is missing itself.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"
-NICENESS = 10
-"""The fork server's CPU priority below the server's: every child is born at it (the training workers and
-evaluation children run batch work and user code; the server's answers come first), before it runs a line."""
-with contextlib.suppress(OSError):
-    os.setpriority(os.PRIO_PROCESS, 0, min(os.getpriority(os.PRIO_PROCESS, 0) + NICENESS, 19))
-
 log = logging.getLogger(__name__)
 
 

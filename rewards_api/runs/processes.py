@@ -13,6 +13,8 @@ What stays as it was with ``spawn``:
 - no fork of a process that holds threads or a thread pool: the fork server runs one thread (it limits
   OpenBLAS and OpenMP to the calling thread before NumPy or PyTorch load, and runs no tensor operation:
   see :mod:`rewards_api.runs.preload`);
+- children run niced: each lowers its own priority first thing (:func:`lower_priority`), before any
+  user code, to the niceness its parent computed, and the parent sets it too once it knows the pid;
 - a worker that dies is noticed: the fork server reaps it and sends its exit code to the process that
   asked for it, through the pipe that is that child's ``sentinel``; ``kill()``, ``join()`` and
   ``exitcode`` work as for any :mod:`multiprocessing` process;
@@ -25,8 +27,10 @@ had go on (their exit codes then read 255). It ends when the server does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import os
 import threading
 from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
@@ -62,6 +66,20 @@ def start() -> None:
             log.exception("could not start the training fork server")
 
     threading.Thread(target=run, name="rewards-fork-server-start", daemon=True).start()
+
+
+def child_niceness(increment: int) -> int:
+    """The niceness a child should run at: ``increment`` below this process's priority (at most 19)."""
+    return min(os.getpriority(os.PRIO_PROCESS, 0) + increment, 19)
+
+
+def lower_priority(niceness: int) -> None:
+    """In a child, first thing: run at ``niceness`` (from :func:`child_niceness` in its parent) before any
+    user code. The fork server itself keeps the server's priority: it reaps the children and reports their
+    exits, which a stop waits for."""
+    with contextlib.suppress(OSError):
+        if os.getpriority(os.PRIO_PROCESS, 0) < niceness:
+            os.setpriority(os.PRIO_PROCESS, 0, niceness)
 
 
 def fork_server_pid() -> int | None:

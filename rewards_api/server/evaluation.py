@@ -150,7 +150,9 @@ def _send(connection: Any, answer: list[Any]) -> None:
 
 
 def _child(connection: Any, output: Any, home: str, session_id: str, mode: str, track: int | str,
-           trials: int) -> None:
+           trials: int, niceness: int) -> None:
+    processes.lower_priority(niceness)  # user code runs here: the server's answers come first
+
     import faulthandler
 
     from ..envs.reward import RewardFunctionError
@@ -198,11 +200,11 @@ def run_evaluation(home: Path, session_id: str, mode: str, track: int | str, tri
     receiver, sender = context.Pipe(duplex=False)
     output_reader, output_writer = context.Pipe(duplex=False)
     try:
+        niceness = processes.child_niceness(EVALUATION_NICENESS)
         process = context.Process(target=_child, args=(sender, output_writer, str(home), session_id, mode,
-                                                       track, trials), daemon=True)
+                                                       track, trials, niceness), daemon=True)
         process.start()
         with contextlib.suppress(OSError):  # user code runs there: the server's answers come first
-            niceness = min(os.getpriority(os.PRIO_PROCESS, 0) + EVALUATION_NICENESS, 19)
             os.setpriority(os.PRIO_PROCESS, process.pid, niceness)
     except BaseException:
         output_reader.close()
