@@ -834,8 +834,6 @@ class JobManager:
         control_reader.close()
         output_writer.close()
         output = OutputRelay.of(output_reader, f"training worker of session {session_id}")
-        with contextlib.suppress(OSError):  # training is batch work: the server's answers come first
-            os.setpriority(os.PRIO_PROCESS, process.pid, niceness)
         with self._lock:
             job.launching = False
             job.process, job.results, job.control = process, results_reader, control_writer

@@ -11,12 +11,13 @@ at load unless told otherwise, so its thread count, and OpenMP's and MKL's, are 
 loads them. A worker runs its tiny network on one thread anyway (``TrainingOptions.torch_threads``). Nothing
 here runs a tensor operation: PyTorch's thread pools start on first use, in the worker.
 
-A failure here must not stop the fork server (it would then fail every start): each step is guarded and
-logged, and a worker then loads what is missing itself.
+A failure here must not stop the fork server (it would then fail every start): it is caught and logged,
+and a worker then loads what is missing itself.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 
@@ -46,3 +47,6 @@ try:
     _load()
 except Exception:
     log.exception("the training fork server could not preload everything; workers will load it")
+# What was loaded lives as long as every child: out of the collector's sight, a child's collections do not
+# walk (and so copy, page by page) the hundreds of thousands of objects it shares with the fork server.
+gc.freeze()

@@ -14,7 +14,7 @@ What stays as it was with ``spawn``:
   OpenBLAS and OpenMP to the calling thread before NumPy or PyTorch load, and runs no tensor operation:
   see :mod:`rewards_api.runs.preload`);
 - children run niced: each lowers its own priority first thing (:func:`lower_priority`), before any
-  user code, to the niceness its parent computed, and the parent sets it too once it knows the pid;
+  user code, to the niceness its parent computed;
 - a worker that dies is noticed: the fork server reaps it and sends its exit code to the process that
   asked for it, through the pipe that is that child's ``sentinel``; ``kill()``, ``join()`` and
   ``exitcode`` work as for any :mod:`multiprocessing` process;

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 import traceback
 from collections.abc import AsyncIterator, Callable
@@ -204,8 +203,6 @@ def run_evaluation(home: Path, session_id: str, mode: str, track: int | str, tri
         process = context.Process(target=_child, args=(sender, output_writer, str(home), session_id, mode,
                                                        track, trials, niceness), daemon=True)
         process.start()
-        with contextlib.suppress(OSError):  # user code runs there: the server's answers come first
-            os.setpriority(os.PRIO_PROCESS, process.pid, niceness)
     except BaseException:
         output_reader.close()
         raise
