@@ -77,7 +77,7 @@ KILL_WAIT = 5.0
 STOP_GRACE = 0.8
 """Seconds a worker told to stop may take to leave the reward code (it then says it is saving), before it is
 killed (its reward code may be in a long call, or in one C operation; the last saved state stays), so that
-a stop ends a job within 2 s whatever its reward code does: killing, reaping and reporting take the rest,
+a stop ends a job within 2 s whatever its reward code does (killing, reaping and reporting take the rest,
 more on a busy machine)."""
 SAVE_GRACE = 30.0
 """Seconds a worker told to stop may take to finish starting, or for its final save (trusted code: the
