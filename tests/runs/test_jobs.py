@@ -29,6 +29,7 @@ from jobs_support import (  # noqa: F401  (home, manager_factory, store: fixture
 
 from rewards_api.agents.dqn import QNetwork
 from rewards_api.runs.jobs import (
+    STOP_GRACE,
     WORKER_NICENESS,
     JobManager,
     JobState,
@@ -292,9 +293,10 @@ def test_retiring_a_session_drops_or_stops_its_job_kills_a_stuck_worker_and_refu
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)  # a worker that cannot answer its stop
     began = time.monotonic()
-    with manager.retired(stuck, timeout=1.0) as status:
+    timeout = STOP_GRACE / 2  # shorter than a stop's own grace: the deletion's wait is what kills it
+    with manager.retired(stuck, timeout=timeout) as status:
         waited = time.monotonic() - began
-        assert 1.0 <= waited < 1.0 + 5.0 and not alive(pid)
+        assert timeout <= waited < timeout + 5.0 and not alive(pid)
         assert status is not None and status.state is JobState.stopped
         assert status.error == ("the training process did not stop in time when its session was deleted and "
                                 "was killed")
