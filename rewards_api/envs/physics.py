@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # NumPy loads in the functions that use it: the constants come without it (the CLI's)
+    import numpy as np
 
 # ----- units and time -----------------------------------------------------------------------------------
-STEP_SECONDS = 0.1
-"""Simulated seconds per step, for both cars (DeepRacer acts about 15 times a second)."""
+STEPS_PER_SECOND = 10
+"""Steps per simulated second, for both cars (DeepRacer acts about 15 times a second)."""
+STEP_SECONDS = 1 / STEPS_PER_SECOND
+"""Simulated seconds per step (0.1 s). A time of ``steps`` steps is ``steps / STEPS_PER_SECOND``, which
+is exact for tenths (``3 * 0.1`` is not)."""
 PIXELS_PER_METRE = 100.0
 """Track pixels per metre (1 px = 1 cm)."""
 
@@ -87,6 +92,8 @@ MAX_ACTIONS = 64
 
 def cornering_speed(radius_px: float | np.ndarray) -> float | np.ndarray:
     """The fastest speed (m/s) the grip allows round a bend of ``radius_px`` pixels (capped at MAX_SPEED)."""
+    import numpy as np
+
     return np.minimum(np.sqrt(GRIP * np.asarray(radius_px, dtype=np.float64) / PIXELS_PER_METRE), MAX_SPEED)
 
 
@@ -99,6 +106,8 @@ def speed_profile(radii_px: np.ndarray, spacing_px: np.ndarray, start: int = 0) 
     no harder than ``BRAKING`` does, so that it reaches every bend slow enough. Returns ``n + 1`` speeds:
     the lap's points from ``start`` on, and the finish (``start`` again, reached at speed).
     """
+    import numpy as np
+
     n = len(radii_px)
     order = (np.arange(n + 1) + start) % n
     limit = np.asarray(cornering_speed(np.asarray(radii_px)[order]), dtype=np.float64)
@@ -115,6 +124,8 @@ def speed_profile(radii_px: np.ndarray, spacing_px: np.ndarray, start: int = 0) 
 
 def profile_time(speeds: np.ndarray, spacing_px: np.ndarray, start: int = 0) -> float:
     """Seconds to drive a :func:`speed_profile` (each stretch at the mean of its two speeds)."""
+    import numpy as np
+
     n = len(spacing_px)
     order = (np.arange(n) + start) % n
     ds = np.asarray(spacing_px, dtype=np.float64)[order] / PIXELS_PER_METRE

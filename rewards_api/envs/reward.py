@@ -1,24 +1,29 @@
 """User reward functions: loading them from source, calling them for many cars, and clear errors.
 
 A reward function is Python source that defines ``reward_function(params) -> number``. ``params`` is a
-plain ``dict`` with these keys (pixels and degrees; ``y`` grows *downwards*, as in the track image):
+plain ``dict`` with these keys (pixels and degrees; ``y`` grows *downwards*, as in the track image; 1 px is
+1 cm). Where the two cars differ, *classic* is the original game's car (constant speed, 15-degree turns)
+and *racing* the speed-and-steering car of the ``discrete`` and ``continuous`` action spaces:
 
 =========================  ==========================================================================
 key                        value
 =========================  ==========================================================================
-``is_alive``               ``bool``: the car is still on the asphalt after this step
+``is_alive``               ``bool``: the car is still on the asphalt after this step (its centre is)
 ``observation``            ``list`` of 5 ``float``: radar distances (px, 0-200) at -60, -30, 0, 30 and
                            60 degrees from the heading (negative angles are to the car's right)
 ``radars``                 the same list as ``observation`` (the original API's name)
-``direction``              ``int``: the action just taken, -1 turn left, 1 turn right, 0 straight on
-``rotational_velocity``    ``float``: degrees the car turns in a step when it turns (15)
-``steering_angle``         ``float``: this step's steering in degrees, +15 left, -15 right, 0 straight
+``direction``              ``int``: which way the car steers, -1 left, 1 right, 0 straight on
+``rotational_velocity``    ``float``: degrees the car turns in a step: classic 15 (when it turns);
+                           racing, how far it turned in this step
+``steering_angle``         ``float``: degrees the front wheels steer, + left: classic +15, -15 or 0;
+                           racing, the real angle (the commanded one, or less where the grip ends)
 ``car_location``           ``tuple`` ``(x, y)``: the car's position in pixels
 ``x``, ``y``               ``float``: the car's position in pixels from the image's top-left corner
 ``heading``                ``float``: degrees in (-180, 180], counter-clockwise on screen, 0 = right
-``speed``                  ``float``: pixels the car moves in a step (10)
+``speed``                  ``float``: classic, pixels the car moves in a step (10, that is 1 m/s);
+                           racing, the real speed in m/s (0 at the start, up to 4)
 ``progress``               ``float``: percent of the lap completed, 0-100
-``steps``                  ``int``: steps taken in this episode, this one included
+``steps``                  ``int``: steps taken in this episode, this one included (a step is 0.1 s)
 ``distance_from_center``   ``float``: pixels from the centre line of the track
 ``track_width``            ``float``: width of the asphalt in pixels
 ``is_left_of_center``      ``bool``: the car is left of the centre line (seen in its direction of travel)
@@ -26,6 +31,12 @@ key                        value
 ``closest_waypoints``      ``list`` ``[previous, next]``: indices into ``waypoints`` around the car
 ``waypoints``              ``tuple`` of ``(x, y)``: the centre line, every 5 px, from the start line on
 ``track_length``           ``float``: length of a lap along the centre line, in pixels
+``all_wheels_on_track``    ``bool``: all four wheels are on the asphalt (the car is 16 x 16 px between
+                           its wheels), not just its centre
+``is_reversed``            ``bool``: the car faces against the track's direction (more than 90 degrees
+                           from it): it is driving the wrong way round
+``lap_time``               ``float``: seconds of simulated time since the lap (the episode) started:
+                           ``steps / 10``
 =========================  ==========================================================================
 
 Source text is untrusted: it is compiled and run in the sandbox of :mod:`rewards_api.envs.sandbox`
@@ -58,7 +69,7 @@ PARAM_KEYS: tuple[str, ...] = (
     "is_alive", "observation", "radars", "direction", "rotational_velocity", "steering_angle",
     "car_location", "x", "y", "heading", "speed", "progress", "steps", "distance_from_center",
     "track_width", "is_left_of_center", "is_offtrack", "closest_waypoints", "waypoints",
-    "track_length",
+    "track_length", "all_wheels_on_track", "is_reversed", "lap_time",
 )
 """Every key of the ``params`` dict given to a reward function."""
 
@@ -66,16 +77,17 @@ PARAM_DESCRIPTIONS: dict[str, str] = {
     "is_alive": "True while the car is on the asphalt after this step",
     "observation": "the 5 radar distances in pixels, right to left (the network's inputs)",
     "radars": "the same 5 radar distances in pixels, right to left",
-    "direction": "the action just taken: -1 left, 1 right, 0 straight on",
-    "rotational_velocity": "degrees turned by a turning step (15)",
-    "steering_angle": "this step's steering in degrees: +15 left, -15 right, 0 straight",
+    "direction": "which way the car steers: -1 left, 1 right, 0 straight on",
+    "rotational_velocity": "degrees the car turns in a step (classic: 15; racing: this step's turn)",
+    "steering_angle": "the front wheels' angle in degrees, + left (classic: +15, -15 or 0; racing: the "
+                      "real angle, less than commanded where the grip ends)",
     "car_location": "the car's position [x, y] in pixels",
     "x": "the car's x in pixels (to the right)",
     "y": "the car's y in pixels (downwards, as in the track picture)",
     "heading": "the car's heading in degrees, (-180, 180], counter-clockwise, 0 = east",
-    "speed": "pixels driven per step (10)",
+    "speed": "classic: pixels driven per step (10, 1 m/s); racing: the real speed in m/s (0-4)",
     "progress": "per cent of the lap driven, 0-100",
-    "steps": "steps in this episode, this one included",
+    "steps": "steps in this episode, this one included (a step is 0.1 s)",
     "distance_from_center": "pixels from the centre line of the track",
     "track_width": "the track's width in pixels",
     "is_left_of_center": "True when the car is left of the centre line",
@@ -83,6 +95,9 @@ PARAM_DESCRIPTIONS: dict[str, str] = {
     "closest_waypoints": "[previous, next] indices into waypoints around the car",
     "waypoints": "the centre line's (x, y) points, in driving order",
     "track_length": "the centre line's length in pixels",
+    "all_wheels_on_track": "True while all four wheels are on the asphalt (not just the car's centre)",
+    "is_reversed": "True when the car faces the wrong way round the track",
+    "lap_time": "seconds since the lap started (simulated: steps / 10)",
 }
 """One line on each ``params`` key, for people writing reward functions (the web lab's reference)."""
 
@@ -448,7 +463,7 @@ def sample_params(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "distance_from_center": 0.0, "track_width": 70.0, "is_left_of_center": False,
         "is_offtrack": False, "closest_waypoints": [0, 1],
         "waypoints": ((90.0, 50.0), (95.0, 50.0), (100.0, 50.0), (105.0, 50.0)),
-        "track_length": 2000.0,
+        "track_length": 2000.0, "all_wheels_on_track": True, "is_reversed": False, "lap_time": 0.1,
     }
     params.update(overrides or {})
     return params

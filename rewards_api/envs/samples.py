@@ -3,7 +3,9 @@
 A function is called with these before it is accepted, so a problem that real driving would hit at once
 (a ``KeyError``, a division by a radar reading of 0 off the track, a non-number) is refused with its line
 instead of failing a training later. The poses: on the centre line at four places, either side of it, near
-the edge, and off the track (``is_alive`` False), on every built-in track, a few steps into an episode.
+the edge, and off the track (``is_alive`` False), on every built-in track, a few steps into an episode;
+each as the classic car and as the racing car (at rest, at speed, steering, the wrong way round), since
+the check does not know which car the function will drive.
 
 Building a track's radar maps (:func:`rewards_api.envs.radar.radar_maps`) takes about a second, too slow
 for a check; the few readings needed here are measured directly, with the same beams, sample spacing,
@@ -18,7 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from .car_race import LEFT, RIGHT, SPEED, STRAIGHT, default_step_limit, params_dicts
+from .classic import (
+    LEFT,
+    RIGHT,
+    SPEED,
+    STRAIGHT,
+    WHEEL_OFFSETS,
+    classic_params_dicts,
+    default_step_limit,
+    params_dicts,
+)
+from .physics import MAX_STEERING
 from .radar import HEADING_X, HEADING_Y, NUM_HEADINGS, RADAR_OFFSETS, RADAR_RANGE, RADAR_SAMPLE, heading_index
 from .reward import RewardFunction, RewardFunctionError
 from .tracks import Track, builtin_track
@@ -41,6 +53,11 @@ _POSES: tuple[tuple[str, float, float, int, int], ...] = (
     ("near the edge of the track", 0.85, 0.9, STRAIGHT, 2),
     ("that has just left the track (is_alive False)", 0.125, -1.3, RIGHT, 5),
 )
+_RACING: tuple[tuple[float, float, bool], ...] = (
+    (0.0, 0.0, False), (1.5, MAX_STEERING, False), (2.5, -15.0, False), (4.0, 0.0, False),
+    (1.0, 15.0, False), (3.0, -MAX_STEERING, False), (0.5, 0.0, True), (2.0, -5.0, False),
+)
+"""(speed m/s, steering degrees, facing the wrong way) of the racing car at each of ``_POSES``."""
 _FAR = np.float32(1e4)
 _GRID_BAND = 30.0  # as Track._grid_band: distances further than this beyond the edge count as far
 
@@ -110,13 +127,24 @@ def _locate(track: Track, x: float, y: float) -> tuple[float, bool, int]:
     return float(np.sqrt(d2)), bool(cross < 0), segment
 
 
+def _wheels_on_track(track: Track, x: float, y: float, hx: float, hy: float) -> bool:
+    """Whether the four wheels of a car at ``(x, y)`` heading ``(hx, hy)`` are on the asphalt."""
+    w, h = track.size
+    for forward, leftward in WHEEL_OFFSETS:
+        wx, wy = x + forward * hx + leftward * hy, y + forward * hy - leftward * hx
+        if not (0 <= wx < w and 0 <= wy < h) or track.center_distance[int(wy), int(wx)] > track.half_width:
+            return False
+    return True
+
+
 @lru_cache(maxsize=8)
 def _track_columns(mode: str, number: int) -> tuple[tuple[str, ...], tuple[tuple[Any, ...], ...]]:
-    """Labels and per-pose values (the columns params_dicts takes) of one built-in track's poses."""
+    """Labels and per-pose values of one built-in track's poses: the classic car's columns
+    (as :func:`classic_params_dicts` takes them), then the racing car's extra values."""
     track = builtin_track(mode, number)
     n = track.num_waypoints
     labels, rows = [], []
-    for what, where, offset, action, steps in _POSES:
+    for (what, where, offset, action, steps), racing in zip(_POSES, _RACING, strict=True):
         i = round(where * n) % n
         sx, sy = track.segments[i]
         length = float(np.hypot(sx, sy))
@@ -127,19 +155,35 @@ def _track_columns(mode: str, number: int) -> tuple[tuple[str, ...], tuple[tuple
         distance, left, segment = _locate(track, x, y)
         alive = distance <= track.half_width
         progress = min(steps * SPEED * 100.0 / track.length, 100.0)
+        hx, hy = float(HEADING_X[heading]), float(HEADING_Y[heading])
         labels.append(f"a car {what} on track {track.name}")
         rows.append((alive, tuple(_radars(track, x, y, heading)), action, x, y, heading, progress, steps,
-                     distance, left, segment))
+                     distance, left, segment, _wheels_on_track(track, x, y, hx, hy), False, racing))
     return tuple(labels), tuple(rows)
 
 
 def track_samples(mode: str, number: int) -> list[tuple[str, dict[str, Any]]]:
-    """``(label, params)`` for each sample pose on a built-in track; the dicts are new on every call (a
-    reward function may change the dict it is given)."""
+    """``(label, params)`` for each sample pose on a built-in track, as the classic car and as the racing
+    car; the dicts are new on every call (a reward function may change the dict it is given)."""
     labels, rows = _track_columns(mode, number)
-    columns = [list(column) for column in zip(*rows, strict=True)]
+    track = builtin_track(mode, number)
+    columns = [list(column) for column in zip(*(row[:13] for row in rows), strict=True)]
     columns[1] = [list(radars) for radars in columns[1]]
-    return list(zip(labels, params_dicts(*columns, builtin_track(mode, number)), strict=True))
+    classic = classic_params_dicts(*columns, track)
+    racing = []
+    for label, row in zip(labels, rows, strict=True):
+        alive, radars, _, x, y, heading, progress, steps, distance, left, segment, wheels, _, extra = row
+        speed, steering, reversed_ = extra
+        degrees = heading * 15.0 - (360.0 if heading * 15.0 > 180.0 else 0.0)
+        if reversed_:
+            degrees = degrees - 180.0 if degrees > 0 else degrees + 180.0
+        params = params_dicts(
+            [alive], [list(radars)], [0 if steering == 0 else (-1 if steering > 0 else 1)],
+            [abs(steering) / 2], [steering], [x], [y], [degrees], [speed], [progress], [steps],
+            [distance], [left], [segment], [wheels], [reversed_], track,
+        )[0]
+        racing.append((label.replace("a car ", f"a racing car at {speed:g} m/s ", 1), params))
+    return list(zip(labels, classic, strict=True)) + racing
 
 
 def check_samples() -> list[tuple[str, dict[str, Any]]]:
@@ -148,8 +192,12 @@ def check_samples() -> list[tuple[str, dict[str, Any]]]:
 
 
 def longest_episode() -> int:
-    """The most steps an episode can have on the tracks of :data:`CHECK_TRACKS` (their default limit)."""
-    return max(default_step_limit(builtin_track(mode, number)) for mode, number in CHECK_TRACKS)
+    """The most steps an episode can have on the tracks of :data:`CHECK_TRACKS` (their default limit, for
+    either car)."""
+    from .racing import racing_step_limit
+
+    return max(max(default_step_limit(track), racing_step_limit(track))
+               for track in (builtin_track(mode, number) for mode, number in CHECK_TRACKS))
 
 
 def call_on_samples(fn: RewardFunction, episode_budget: float) -> None:

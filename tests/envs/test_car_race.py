@@ -57,7 +57,8 @@ def test_spaces_are_the_five_radars_and_three_actions() -> None:
     assert env.action_space == gym.spaces.Discrete(3)
     obs, info = env.reset(seed=0)
     assert obs.dtype == np.float32 and obs.shape == (5,)
-    assert set(info) == {"score", "progress", "lap_complete", "steps"}
+    assert set(info) == {"score", "progress", "lap_complete", "steps", "time", "offtrack", "speed"}
+    assert info["speed"] == 1.0 and info["time"] == 0.0  # the classic car: 10 px a step of 0.1 s
 
 
 def test_make_vec_gives_the_native_vector_env() -> None:
@@ -211,6 +212,9 @@ def test_params_hold_every_key_with_sane_values() -> None:
         assert params["is_alive"] is (not params["is_offtrack"])
         if params["is_alive"]:
             assert params["distance_from_center"] <= track.half_width
+        assert params["lap_time"] == step / 10 and params["is_reversed"] is False
+        if params["distance_from_center"] + 12 < track.half_width:  # the wheels are within 11.4 px of it
+            assert params["all_wheels_on_track"] is True
     assert seen[-1]["progress"] == 100.0
     assert [p["progress"] for p in seen] == sorted(p["progress"] for p in seen)
 

@@ -248,7 +248,7 @@ def test_legitimate_reward_functions_work_on_every_track(name: str) -> None:
     assert check_reward_function(source) == source
     fn = compile_reward_source(source)
     rewards = fn.batch([params for _, params in check_samples()])
-    assert len(rewards) == 8 * len(CHECK_TRACKS) and all(math.isfinite(r) for r in rewards)
+    assert len(rewards) == 2 * 8 * len(CHECK_TRACKS) and all(math.isfinite(r) for r in rewards)
 
 
 def test_sample_params_are_real_poses_on_every_track() -> None:
@@ -278,7 +278,8 @@ def test_sample_radars_match_the_simulator() -> None:
     from rewards_api.envs.tracks import builtin_track
 
     core = CarRaceCore(builtin_track("training", 1), 1, None)  # builds the track's radar maps (~1 s)
-    for alive, radars, _, x, y, heading, _, _, distance, left, segment in _track_columns("training", 1)[1]:
+    for row in _track_columns("training", 1)[1]:
+        alive, radars, _, x, y, heading, _, _, distance, left, segment = row[:11]
         core.x[:], core.y[:], core.heading[:], core.segment[:] = x, y, heading, segment
         core._locate()
         assert core._read_radars()[0].tolist() == list(radars)
