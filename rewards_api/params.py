@@ -16,15 +16,28 @@ import itertools
 import json
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from .envs.default_reward import DEFAULT_REWARD_SOURCE
+from .envs.physics import (
+    ACTION_SPACES,
+    DEFAULT_ACTION_SPACE,
+    DEFAULT_ACTIONS,
+    DEFAULT_SPEED_RANGE,
+    MAX_ACTIONS,
+    MAX_SPEED,
+    MAX_STEERING,
+    MIN_SPEED,
+    Action,
+)
 
 __all__ = [
+    "CONTINUOUS_OUTPUTS",
     "DEFAULT_AGENT_PARAMS",
     "DEFAULT_ENV_PARAMS",
     "DEFAULT_MODEL_CONFIGURATION",
@@ -36,19 +49,32 @@ __all__ = [
     "NUM_ACTIONS",
     "NUM_RADARS",
     "OPTIMIZERS",
+    "RACING_HIDDEN_SIZES",
+    "RACING_OBSERVATION_SIZE",
     "REWARD_CHECKED",
     "AgentConfig",
     "AgentParams",
+    "CarShape",
     "EnvParams",
     "ParameterError",
     "TrainingParams",
+    "action_count",
     "as_fraction",
+    "check_action_space",
     "check_reward_function",
+    "check_trainable",
     "configuration_from_hidden",
+    "default_model_configuration",
     "describe_errors",
     "first_error_message",
     "hidden_sizes",
+    "mismatch_advice",
+    "observation_size",
+    "parse_actions",
+    "parse_any_model_configuration",
     "parse_model_configuration",
+    "parse_speed_range",
+    "session_agent_params",
     "stored_model_configuration",
     "validation_errors",
 ]
@@ -151,10 +177,12 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value.strip().lower()
 
 
-def configuration_from_hidden(hidden: list[int]) -> str:
+def configuration_from_hidden(hidden: Sequence[int], inputs: int = NUM_RADARS,
+                              outputs: int = NUM_ACTIONS) -> str:
     """The ``model_configuration`` of a network with these hidden layer sizes: ``[9]`` is
-    ``"[[5, 9], [9, 3]]"`` (the radars in, the actions out); ``[]`` is one layer, radars to actions."""
-    sizes = [NUM_RADARS, *hidden, NUM_ACTIONS]
+    ``"[[5, 9], [9, 3]]"`` (the radars in, the actions out); ``[]`` is one layer, radars to actions. A
+    racing car's network takes ``inputs=observation_size(space)`` and gives ``outputs=action_count(...)``."""
+    sizes = [inputs, *hidden, outputs]
     return json.dumps([list(pair) for pair in itertools.pairwise(sizes)])
 
 
@@ -185,24 +213,24 @@ def _decoded_layers(value: Any) -> Any:
     return layers
 
 
-def stored_model_configuration(value: Any) -> str | list[list[int]]:
+def stored_model_configuration(value: Any, car: CarShape | None = None) -> str | list[list[int]]:
     """A checked ``model_configuration`` as agent_params.json keeps it: a text as sent, but one encoded
     twice as the layers' JSON text (encoded once) that every reader of the file expects; a list as lists.
-    ParameterError for one that :func:`parse_model_configuration` refuses."""
-    parse_model_configuration(value)
+    ParameterError for one that :func:`parse_model_configuration` refuses for ``car`` (None: for any car,
+    see :func:`parse_any_model_configuration`)."""
+    if car is None:
+        parse_any_model_configuration(value)
+    else:
+        car.parse(value)
     if not isinstance(value, str):
         return [list(layer) for layer in value]
     inner = json.loads(value)
     return inner if isinstance(inner, str) else value
 
 
-def parse_model_configuration(value: Any) -> list[tuple[int, int]]:
-    """The Q-network's layers as ``[(in, out), ...]`` from a JSON string or a list of pairs.
-
-    The text is parsed with ``json.loads``, never evaluated; a JSON string of that text (JSON-encoded
-    twice) is accepted too, a third level is not. The first layer takes the 5 radars, the last gives the
-    3 actions, and each layer takes what the previous one gives.
-    """
+def _layer_pairs(value: Any) -> list[tuple[int, int]]:
+    """The layers of a ``model_configuration`` whose form is right (a list of at most MAX_LAYERS
+    [inputs, outputs] pairs of sizes 1-MAX_LAYER_SIZE); what goes in and out is not checked here."""
     name = "model_configuration"
     layers = _decoded_layers(value)
     if not isinstance(layers, (list, tuple)) or not layers:
@@ -223,9 +251,39 @@ def parse_model_configuration(value: Any) -> list[tuple[int, int]]:
                     f"{MAX_LAYER_SIZE}",
                 )
         pairs.append((int(layer[0]), int(layer[1])))
-    if pairs[0][0] != NUM_RADARS:
+    return pairs
+
+
+def _inputs_named(inputs: int, car: str | None) -> str:
+    """What the network's inputs are: "the radars" (classic), "5 radars and the speed" (the racing cars)."""
+    what = "the radars" if inputs == NUM_RADARS else f"{NUM_RADARS} radars and the speed"
+    return what if car is None else f"{what}, for the {car} car"
+
+
+def _outputs_named(outputs: int, car: str | None) -> str:
+    if car is None or car == "classic":
+        return "the actions" if car is None else "the actions, for the classic car"
+    if car == "continuous":
+        return "the steering angle and the speed, for the continuous car"
+    return f"one for each of the {car} car's {outputs} actions"
+
+
+def parse_model_configuration(value: Any, inputs: int = NUM_RADARS, outputs: int = NUM_ACTIONS,
+                              car: str | None = None) -> list[tuple[int, int]]:
+    """The Q-network's layers as ``[(in, out), ...]`` from a JSON string or a list of pairs.
+
+    The text is parsed with ``json.loads``, never evaluated; a JSON string of that text (JSON-encoded
+    twice) is accepted too, a third level is not. The first layer takes ``inputs`` (the observation: the
+    classic car's 5 radars by default), the last gives ``outputs`` (one per action: the classic car's 3 by
+    default), and each layer takes what the previous one gives. ``car`` (an action space) names the car
+    in the messages; :class:`CarShape` gives all three for a session's car.
+    """
+    name = "model_configuration"
+    pairs = _layer_pairs(value)
+    if pairs[0][0] != inputs:
         raise ParameterError(
-            name, value, f"the first layer must take {NUM_RADARS} inputs (the radars), not {pairs[0][0]}"
+            name, value, f"the first layer must take {inputs} inputs ({_inputs_named(inputs, car)}), "
+            f"not {pairs[0][0]}"
         )
     for number in range(1, len(pairs)):
         given, taken = pairs[number - 1][1], pairs[number][0]
@@ -233,9 +291,10 @@ def parse_model_configuration(value: Any) -> list[tuple[int, int]]:
             raise ParameterError(
                 name, value, f"layer {number + 1} takes {taken} inputs but layer {number} gives {given}"
             )
-    if pairs[-1][1] != NUM_ACTIONS:
+    if pairs[-1][1] != outputs:
         raise ParameterError(
-            name, value, f"the last layer must give {NUM_ACTIONS} outputs (the actions), not {pairs[-1][1]}"
+            name, value, f"the last layer must give {outputs} outputs ({_outputs_named(outputs, car)}), "
+            f"not {pairs[-1][1]}"
         )
     parameters = sum((fan_in + 1) * fan_out for fan_in, fan_out in pairs)
     if parameters > MAX_PARAMETERS:
@@ -244,6 +303,181 @@ def parse_model_configuration(value: Any) -> list[tuple[int, int]]:
             " (MAX_PARAMETERS): use fewer or smaller layers (two hidden layers of 1024 fit)",
         )
     return pairs
+
+
+def parse_any_model_configuration(value: Any) -> list[tuple[int, int]]:
+    """:func:`parse_model_configuration` for a network that fits some car, when the car is not known (a
+    file read on its own, a form's check): one taking the racing observation (6 inputs) may give from 2 to
+    MAX_ACTIONS outputs; any other is checked as the classic car's (5 inputs, 3 outputs, today's messages).
+    Where the session is known, check its car's network with :class:`CarShape`."""
+    pairs = _layer_pairs(value)
+    racing = RACING_OBSERVATION_SIZE
+    if pairs[0][0] == racing and 2 <= pairs[-1][1] <= MAX_ACTIONS:
+        return parse_model_configuration(value, racing, pairs[-1][1])
+    return parse_model_configuration(value)
+
+
+# ----- the car: action spaces, actions, speed range -----------------------------------------------------
+RACING_OBSERVATION_SIZE = NUM_RADARS + 1
+"""The racing cars' observation: the 5 radars and the speed (m/s)."""
+CONTINUOUS_OUTPUTS = 2
+"""The continuous car's outputs: the steering angle and the speed."""
+RACING_HIDDEN_SIZES: tuple[int, ...] = (64, 64)
+"""The hidden layers of the racing cars' default network (the classic car's is one layer of 9)."""
+RACING_ACTION_SPACES: tuple[str, ...] = ("discrete", "continuous")
+_ACTIONS_TEXT = "write them as angle:speed pairs such as '-30:1.5, 0:4, 30:1.5', or as a JSON list of " \
+    "{\"steering_angle\", \"speed\"} objects"
+_ANGLE_RULE = f"use an angle from {-MAX_STEERING:g} to {MAX_STEERING:g} degrees (+ is left)"
+_SPEED_RULE = f"use a speed from {MIN_SPEED:g} to {MAX_SPEED:g} m/s"
+_SPEED_RANGE_RULE = (f"use [min, max] speeds in m/s with {MIN_SPEED:g} <= min < max <= {MAX_SPEED:g}, "
+                     f"such as '{DEFAULT_SPEED_RANGE[0]:g}:{DEFAULT_SPEED_RANGE[1]:g}' or "
+                     f"[{DEFAULT_SPEED_RANGE[0]:g}, {DEFAULT_SPEED_RANGE[1]:g}]")
+
+
+def check_action_space(value: Any) -> str:
+    """One of ACTION_SPACES (case and spaces aside); ``None`` is the default, ``classic``."""
+    return DEFAULT_ACTION_SPACE if value is None else _choice("action_space", value, ACTION_SPACES)
+
+
+def _text_or_json(name: str, value: Any, how: str) -> Any:
+    """A JSON text (``[`` first) decoded; other text as it is. ParameterError for JSON that does not parse."""
+    if isinstance(value, str) and value.strip().startswith(("[", "{")):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ParameterError(name, value, f"it is not valid JSON; {how}") from None
+        except RecursionError:
+            raise ParameterError(name, value, f"it is nested too deeply; {how}") from None
+    return value
+
+
+def _finite(name: str, value: Any, accepted: str, low: float, high: float) -> float:
+    """A number (or numeric text) in ``[low, high]``, as a float; the message shows a text's number."""
+    number = _number(name, value, accepted)
+    if not low <= number <= high:
+        raise ParameterError(name, number, accepted)
+    return float(number) + 0.0  # -0.0 is 0.0
+
+
+def _one_action(index: int, item: Any) -> dict[str, float]:
+    name = f"actions[{index}]"
+    if isinstance(item, Action):
+        item = item.as_dict()
+    elif isinstance(item, str) and item.count(":") == 1:
+        item = dict(zip(("steering_angle", "speed"), item.split(":"), strict=True))
+    elif isinstance(item, (list, tuple)) and len(item) == 2:
+        item = {"steering_angle": item[0], "speed": item[1]}
+    if not isinstance(item, dict) or set(item) != {"steering_angle", "speed"}:
+        raise ParameterError(name, item, "write each action as angle:speed (such as 0:4), [angle, speed] or "
+                             "{\"steering_angle\": 0, \"speed\": 4}")
+    return {"steering_angle": _finite(f"{name}.steering_angle", item["steering_angle"], _ANGLE_RULE,
+                                      -MAX_STEERING, MAX_STEERING),
+            "speed": _finite(f"{name}.speed", item["speed"], _SPEED_RULE, MIN_SPEED, MAX_SPEED)}
+
+
+def parse_actions(value: Any) -> list[dict[str, float]]:
+    """The discrete car's actions as ``[{"steering_angle": deg, "speed": m/s}, ...]``, from a list (of
+    such objects, of ``[angle, speed]`` pairs or of :class:`~rewards_api.envs.physics.Action`), from its
+    JSON text, or from the compact text of forms and the CLI: ``"-30:1.5, 0:4, 30:1.5"`` (angle:speed
+    pairs, separated by commas, semicolons or new lines). From 2 to MAX_ACTIONS different actions, each
+    angle within +-MAX_STEERING degrees (+ is left) and each speed from MIN_SPEED to MAX_SPEED m/s.
+    ParameterError naming the action (``actions[3].speed``, counted from 0), the value and the rule."""
+    items = _text_or_json("actions", value, _ACTIONS_TEXT)
+    if isinstance(items, str):
+        items = [part.strip() for part in items.replace(";", ",").replace("\n", ",").split(",")]
+        items = [part for part in items if part]
+    if not isinstance(items, (list, tuple)):
+        raise ParameterError("actions", value, _ACTIONS_TEXT)
+    if not 2 <= len(items) <= MAX_ACTIONS:
+        raise ParameterError("actions", value, f"give from 2 to {MAX_ACTIONS} actions, not {len(items)}; "
+                             f"{_ACTIONS_TEXT}")
+    actions: list[dict[str, float]] = []
+    for index, item in enumerate(items):
+        action = _one_action(index, item)
+        if action in actions:
+            raise ParameterError(f"actions[{index}]", item, f"it is the same action as "
+                                 f"actions[{actions.index(action)}]: each action must differ")
+        actions.append(action)
+    return actions
+
+
+def parse_speed_range(value: Any) -> list[float]:
+    """The continuous car's commanded-speed range ``[min, max]`` in m/s, from a list of two numbers, its
+    JSON text or the text ``"min:max"`` (``"0.5:4"``; a comma works too); MIN_SPEED <= min < max <=
+    MAX_SPEED. ParameterError naming ``speed_range``, the value and the rule."""
+    pair = _text_or_json("speed_range", value, _SPEED_RANGE_RULE)
+    if isinstance(pair, str):
+        separator = ":" if ":" in pair else ","
+        pair = [part.strip() for part in pair.split(separator)]
+    if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+        raise ParameterError("speed_range", value, _SPEED_RANGE_RULE)
+    try:
+        low, high = (float(_number("speed_range", part, _SPEED_RANGE_RULE)) for part in pair)
+    except ParameterError:
+        raise ParameterError("speed_range", value, _SPEED_RANGE_RULE) from None
+    if not MIN_SPEED <= low < high <= MAX_SPEED:
+        raise ParameterError("speed_range", value, _SPEED_RANGE_RULE)
+    return [low + 0.0, high + 0.0]
+
+
+def observation_size(action_space: str) -> int:
+    """The network's inputs for a car: 5 (the radars) for ``classic``, 6 (the radars and the speed) for
+    ``discrete`` and ``continuous``."""
+    return NUM_RADARS if check_action_space(action_space) == "classic" else RACING_OBSERVATION_SIZE
+
+
+def action_count(action_space: str, actions: Any = None) -> int:
+    """The network's outputs for a car: 3 for ``classic``, the number of ``actions`` for ``discrete``
+    (default: DEFAULT_ACTIONS; checked as :func:`parse_actions` checks them), 2 (steering, speed) for
+    ``continuous``."""
+    space = check_action_space(action_space)
+    if space == "classic":
+        return NUM_ACTIONS
+    if space == "continuous":
+        return CONTINUOUS_OUTPUTS
+    return len(DEFAULT_ACTIONS) if actions is None else len(parse_actions(actions))
+
+
+def default_model_configuration(action_space: str, actions: Any = None) -> str:
+    """A new session's network for a car: the original's ``[[5, 9], [9, 3]]`` for ``classic``; for the
+    racing cars RACING_HIDDEN_SIZES between their observation and their actions (``[[6, 64], [64, 64],
+    [64, 15]]`` for the default discrete actions)."""
+    return CarShape.of(action_space, actions).default()
+
+
+@dataclass(frozen=True)
+class CarShape:
+    """What a session's car asks of its network: ``inputs`` (observation size), ``outputs`` (actions)."""
+
+    action_space: str
+    inputs: int
+    outputs: int
+
+    @classmethod
+    def of(cls, action_space: str, actions: Any = None) -> CarShape:
+        space = check_action_space(action_space)
+        return cls(space, observation_size(space), action_count(space, actions))
+
+    def parse(self, value: Any) -> list[tuple[int, int]]:
+        """:func:`parse_model_configuration` for this car, its messages naming it."""
+        return parse_model_configuration(value, self.inputs, self.outputs, car=self.action_space)
+
+    def fits(self, value: Any) -> bool:
+        try:
+            self.parse(value)
+        except ValueError:
+            return False
+        return True
+
+    def default(self) -> str:
+        if self.action_space == "classic":
+            return DEFAULT_MODEL_CONFIGURATION
+        return configuration_from_hidden(RACING_HIDDEN_SIZES, self.inputs, self.outputs)
+
+    def context(self) -> dict[str, Any]:
+        """Validation context that checks an :class:`AgentParams`' network against this car:
+        ``AgentParams.model_validate(data, context=shape.context())``."""
+        return {"car": self}
 
 
 def as_fraction(name: str, value: Any) -> float:
@@ -310,8 +544,18 @@ def _bool(name: str, value: Any) -> bool:
 _MODEL_CONFIG = ConfigDict(frozen=True, extra="ignore")
 
 
+_CAR_KEYS: dict[str, str] = {"actions": "discrete", "speed_range": "continuous"}
+"""The car's own keys of env_params.json, and the action space each belongs to."""
+
+
 class EnvParams(BaseModel):
-    """env_params.json: the simulator and the track to train on."""
+    """env_params.json: the simulator, the track to train on and the car.
+
+    A ``classic`` session (the default: no ``action_space``, as every session before the racing cars)
+    keeps exactly the original four keys; a ``discrete`` one adds ``action_space`` and ``actions``, a
+    ``continuous`` one ``action_space`` and ``speed_range``. The key of the other racing car is refused
+    (a request that gives actions to the continuous car has a mistake in it), unless it is null.
+    """
 
     model_config = _MODEL_CONFIG
 
@@ -319,6 +563,77 @@ class EnvParams(BaseModel):
     environment_world: int = 1
     mode: Literal["training", "evaluation"] = "training"
     car_speed: int = 20
+    action_space: Literal["classic", "discrete", "continuous"] = Field(
+        DEFAULT_ACTION_SPACE, description="The car: 'classic' (the original: 3 actions at one speed), "
+        "'discrete' (speed and steering, a list of actions) or 'continuous' (any steering angle and speed).")
+    actions: list[dict[str, float]] | str | None = Field(
+        None, description="discrete only: the actions, [{\"steering_angle\": degrees from -30 to 30 (+ is "
+        "left), \"speed\": m/s from 0.5 to 4}, ...], 2 to 64 different ones, or the text '-30:1.5, 0:4, "
+        "30:1.5'. Default: 5 angles x 3 speeds.", examples=[[{"steering_angle": 0, "speed": 4}]])
+    speed_range: list[float] | str | None = Field(
+        None, description="continuous only: [min, max] commanded speed in m/s, 0.5 <= min < max <= 4, "
+        "or the text '0.5:4'. Default: [0.5, 4].")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _car_keys(cls, data: Any) -> Any:
+        """Refuse the keys of another car; give the chosen racing car its defaults."""
+        if not isinstance(data, dict):
+            return data
+        space = check_action_space(data.get("action_space"))
+        data = dict(data)
+        for key, owner in _CAR_KEYS.items():
+            if data.get(key) is None:
+                data.pop(key, None)
+                continue
+            if owner != space:
+                raise ParameterError(key, data[key], f"it is for the {owner} car only: leave it out for "
+                                     f"the {space} car, or choose action_space {owner!r}")
+        if space == "discrete" and "actions" not in data:
+            data["actions"] = [action.as_dict() for action in DEFAULT_ACTIONS]
+        if space == "continuous" and "speed_range" not in data:
+            data["speed_range"] = list(DEFAULT_SPEED_RANGE)
+        return data
+
+    @field_validator("action_space", mode="before")
+    @classmethod
+    def _check_action_space(cls, value: Any) -> str:
+        return check_action_space(value)
+
+    @field_validator("actions", mode="before")
+    @classmethod
+    def _check_actions(cls, value: Any) -> list[dict[str, float]] | None:
+        return None if value is None else parse_actions(value)
+
+    @field_validator("speed_range", mode="before")
+    @classmethod
+    def _check_speed_range(cls, value: Any) -> list[float] | None:
+        return None if value is None else parse_speed_range(value)
+
+    @model_serializer(mode="wrap")
+    def _without_other_cars_keys(self, handler: pydantic.SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A classic car's parameters are the original four keys; a racing car's add its own."""
+        data = handler(self)
+        if isinstance(data, dict):
+            if self.action_space == DEFAULT_ACTION_SPACE:
+                data.pop("action_space", None)
+            for key, owner in _CAR_KEYS.items():
+                if owner != self.action_space:
+                    data.pop(key, None)
+        return data
+
+    def car(self) -> dict[str, Any]:
+        """What decides the model's inputs, outputs and their meaning: ``{"action_space"}`` and the racing
+        car's ``actions`` or ``speed_range``. A new car needs a new model, as a new network shape does."""
+        car: dict[str, Any] = {"action_space": self.action_space}
+        for key, owner in _CAR_KEYS.items():
+            if owner == self.action_space:
+                car[key] = getattr(self, key)
+        return car
+
+    def shape(self) -> CarShape:
+        """The network this car needs (inputs, outputs): see :class:`CarShape`."""
+        return CarShape.of(self.action_space, self.actions)
 
     @field_validator("environment_name", mode="before")
     @classmethod
@@ -343,6 +658,11 @@ class EnvParams(BaseModel):
     @classmethod
     def _check_speed(cls, value: Any) -> int:
         return _integer("car_speed", value, 1, MAX_CAR_SPEED)
+
+
+def _context_car(info: pydantic.ValidationInfo) -> CarShape | None:
+    car = (info.context or {}).get("car") if isinstance(info.context, dict) else None
+    return car if isinstance(car, CarShape) else None
 
 
 @dataclass(frozen=True)
@@ -371,10 +691,19 @@ class AgentParams(BaseModel):
     epsilon: int | float = 20
     num_episodes: int = 700
 
+    @model_validator(mode="before")
+    @classmethod
+    def _car_default(cls, data: Any, info: pydantic.ValidationInfo) -> Any:
+        """Checked for a car (``context=CarShape.context()``), the default network is that car's."""
+        car = _context_car(info)
+        if car is not None and isinstance(data, dict) and data.get("model_configuration") is None:
+            data = {**data, "model_configuration": car.default()}
+        return data
+
     @field_validator("model_configuration", mode="before")
     @classmethod
-    def _check_layers(cls, value: Any) -> Any:
-        return stored_model_configuration(value)
+    def _check_layers(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        return stored_model_configuration(value, _context_car(info))
 
     @field_validator("learning_rate", mode="before")
     @classmethod
@@ -406,7 +735,7 @@ class AgentParams(BaseModel):
     def config(self) -> AgentConfig:
         """The normalised view for the learning engine: parsed layers, gamma and epsilon as fractions."""
         return AgentConfig(
-            layers=parse_model_configuration(self.model_configuration),
+            layers=parse_any_model_configuration(self.model_configuration),
             learning_rate=float(self.learning_rate),
             loss_fn=self.loss_fn,
             optimizer=self.optimizer,
@@ -445,6 +774,42 @@ class TrainingParams(BaseModel):
                 raise ParameterError("reward_function", value, "send the Python source as text")
             return value
         return check_reward_function(value)
+
+
+def session_agent_params(env: EnvParams, stored: dict[str, Any]) -> AgentParams:
+    """A session's agent_params.json (``stored``, ``{}`` if not written) checked against its car, ``env``'s:
+    its default network is that car's. A network that does not fit the car is a ParameterError for
+    ``model_configuration`` that names the numbers the car needs and a network that fits; any other
+    problem is the ``pydantic.ValidationError`` that :class:`AgentParams` raises."""
+    shape = env.shape()
+    try:
+        return AgentParams.model_validate(stored, context=shape.context())
+    except pydantic.ValidationError as exc:
+        value = stored.get("model_configuration")
+        try:
+            layers = parse_any_model_configuration(value)
+        except ValueError:
+            raise exc from None
+        problem = next(error["message"] for error in validation_errors(exc)
+                       if error["parameter"] == "model_configuration").split(" is not valid: ", 1)[-1]
+        raise ParameterError("model_configuration", value, mismatch_advice(problem, layers, shape)) from None
+
+
+def mismatch_advice(problem: str, layers: list[tuple[int, int]], shape: CarShape) -> str:
+    """``problem`` (a network that is for another car) with what this car's network takes and gives, and
+    the same hidden layers made to fit it."""
+    fitting = configuration_from_hidden(hidden_sizes(layers), shape.inputs, shape.outputs)
+    return (f"{problem}: the session drives the {shape.action_space} car (env_params.json action_space), "
+            f"whose network takes {shape.inputs} inputs and gives {shape.outputs} outputs, such as {fitting}")
+
+
+def check_trainable(env: EnvParams, learning_algorithm: str) -> None:
+    """ParameterError for a car the learning algorithm cannot train: DQN picks one of a list of actions,
+    so the continuous car waits for PPO (the next issue)."""
+    if env.action_space == "continuous" and learning_algorithm == "dqn":
+        raise ParameterError("learning_algorithm", learning_algorithm, "the continuous car needs PPO, which "
+                             "comes in the next release (DQN picks one of a list of actions): choose "
+                             "action_space 'discrete' to train the racing car with DQN now")
 
 
 REWARD_CHECKED = {"reward_checked": True}
