@@ -1,9 +1,10 @@
 """Deep Q-learning, readable top to bottom: the Q-network, the replay buffer and the update.
 
 The network is exactly the user's ``model_configuration``: fully-connected layers ``[[in, out], ...]``
-with ReLU between them, 5 radar inputs and 3 action values. Radar readings are divided by
-``OBSERVATION_SCALE`` inside ``forward`` (no parameters), so a saved ``state_dict`` holds just the
-layers and takes raw radar distances.
+with ReLU between them: 5 radar inputs and 3 action values for the classic car, the radars and the
+speed in and one value per action out for the racing car. Each input is divided by its largest value
+(``observation_high``: ``OBSERVATION_SCALE`` px for a radar, 4 m/s for the speed) inside ``forward``,
+as a buffer that is not saved, so a saved ``state_dict`` holds just the layers and takes raw readings.
 
 The update is DQN with a target network (hard-copied every ``target_update_every`` updates),
 Double-DQN targets (the online network picks the next action, the target network values it), gradient
@@ -27,10 +28,17 @@ OPTIMIZERS = ("adam", "rmsprop", "adagrad")
 
 
 class QNetwork(nn.Module):
-    """Fully-connected Q-network: ``layers`` is ``[(in, out), ...]``, ReLU between layers."""
+    """Fully-connected Q-network: ``layers`` is ``[(in, out), ...]``, ReLU between layers.
 
-    def __init__(self, layers: list[tuple[int, int]]) -> None:
+    ``observation_high``: the largest value of each input (default ``OBSERVATION_SCALE`` for all).
+    """
+
+    def __init__(self, layers: list[tuple[int, int]], observation_high: list[float] | None = None) -> None:
         super().__init__()
+        high = observation_high or [OBSERVATION_SCALE] * layers[0][0]
+        if len(high) != layers[0][0]:
+            raise ValueError(f"the first layer takes {layers[0][0]} inputs; the observation has {len(high)}")
+        self.register_buffer("scale", 1.0 / torch.tensor(high, dtype=torch.float32), persistent=False)
         modules: list[nn.Module] = []
         for i, (fan_in, fan_out) in enumerate(layers):
             if i:
@@ -40,7 +48,7 @@ class QNetwork(nn.Module):
         self.shape = [tuple(layer) for layer in layers]
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        return self.layers(observations * (1.0 / OBSERVATION_SCALE))
+        return self.layers(observations * self.scale)
 
 
 def loss_function(name: str, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -71,7 +79,7 @@ def make_optimizer(name: str, parameters: list[nn.Parameter], learning_rate: flo
 class ReplayBuffer:
     """A ring buffer of transitions in one NumPy array; ``sample`` draws uniformly with replacement.
 
-    Each row is ``observation (5) | next observation (5) | action | reward | done``, so a batch is a
+    Each row is ``observation (k) | next observation (k) | action | reward | done``, so a batch is a
     single gather (``done`` is 1 where the value does not bootstrap: a crash).
     """
 
@@ -129,13 +137,15 @@ class DQNAgent:
     """The online and target Q-networks, their optimizer, and acting and learning."""
 
     def __init__(self, layers: list[tuple[int, int]], learning_rate: float, loss_fn: str, optimizer: str,
-                 gamma: float, settings: DQNSettings | None = None, seed: int = 0) -> None:
+                 gamma: float, settings: DQNSettings | None = None, seed: int = 0,
+                 observation_high: list[float] | None = None) -> None:
         self.settings = settings or DQNSettings()
         self.gamma = gamma
         self.loss_fn = loss_fn
+        self.num_actions = layers[-1][1]
         torch.manual_seed(seed)
-        self.q = QNetwork(layers)
-        self.target = QNetwork(layers)
+        self.q = QNetwork(layers, observation_high)
+        self.target = QNetwork(layers, observation_high)
         self.target.load_state_dict(self.q.state_dict())
         self.target.requires_grad_(False)
         self.optimizer = make_optimizer(optimizer, list(self.q.parameters()), learning_rate)
@@ -151,7 +161,7 @@ class DQNAgent:
         actions = self.greedy(observations)
         explore = rng.random(len(actions)) < epsilon
         if explore.any():
-            actions[explore] = rng.integers(0, 3, size=int(explore.sum()))
+            actions[explore] = rng.integers(0, self.num_actions, size=int(explore.sum()))
         return actions
 
     def update(self, buffer: ReplayBuffer, rng: np.random.Generator) -> float:
@@ -195,9 +205,10 @@ def epsilon_at(episode: int, start: float, num_episodes: int, settings: DQNSetti
     return max(floor, start - (start - floor) * episode / span)
 
 
-def load_q_network(layers: list[tuple[int, int]], path: str) -> QNetwork:
+def load_q_network(layers: list[tuple[int, int]], path: str,
+                   observation_high: list[float] | None = None) -> QNetwork:
     """A Q-network built from ``layers`` with the weights saved at ``path`` (a ``state_dict``)."""
-    network = QNetwork(layers)
+    network = QNetwork(layers, observation_high)
     network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     network.eval()
     return network

@@ -488,6 +488,11 @@ class OneCar:
         """The steering angle of the last step, degrees (+ is left)."""
         return _STEERING[self.action]
 
+    @property
+    def heading_radians(self) -> float:
+        """The heading in radians, counter-clockwise on screen, 0 = east (as drawn)."""
+        return math.radians(self.heading * TURN_DEGREES)
+
     def render(self) -> np.ndarray:
         return _render(self.track, self.x, self.y, self.heading, self.radars, self.steps,
                        self.score, self.progress)

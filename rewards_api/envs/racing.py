@@ -344,6 +344,11 @@ class OneRacer:
     def time(self) -> float:
         return int(self.core.steps[0]) / STEPS_PER_SECOND
 
+    @property
+    def heading_radians(self) -> float:
+        """The heading in radians, counter-clockwise on screen, 0 = east (as drawn)."""
+        return float(self.core.yaw[0])
+
     def params(self) -> dict[str, Any]:
         return self.core.params(slice(0, 1))[0]
 
