@@ -194,7 +194,7 @@ class CarRaceCore:
         self.action[cars] = STRAIGHT
         for array in (self.offtrack, self.lap_complete, self.left_of_center):
             array[cars] = False
-        self.radars[cars] = self._read_radars()[cars]
+        self.radars[cars] = self._read_radars(cars)
 
     def start_waypoint(self, rng: np.random.Generator) -> int:
         """Where an episode starts: the start line, or a random waypoint with ``random_start``."""
@@ -231,19 +231,21 @@ class CarRaceCore:
         truncated = ~terminated & (self.steps >= self.max_episode_steps)
         return self.radars.copy(), rewards, terminated, truncated
 
-    def _pixels(self) -> tuple[np.ndarray, np.ndarray]:
+    def _pixels(self, cars: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """Flat index of the grid point nearest each car (clamped to the image), and whether the car
         is inside the image."""
         t = self.tables
-        inside = (self.x >= 0) & (self.x < t.width) & (self.y >= 0) & (self.y < t.height)
-        ix = np.clip(self.x + 0.5, 0, t.width - 1).astype(np.int64)
-        iy = np.clip(self.y + 0.5, 0, t.height - 1).astype(np.int64)
+        x, y = self.x[cars], self.y[cars]
+        inside = (x >= 0) & (x < t.width) & (y >= 0) & (y < t.height)
+        ix = np.clip(x + 0.5, 0, t.width - 1).astype(np.int64)
+        iy = np.clip(y + 0.5, 0, t.height - 1).astype(np.int64)
         return iy * t.width + ix, inside
 
-    def _read_radars(self) -> np.ndarray:
-        pixel, inside = self._pixels()
+    def _read_radars(self, cars: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The radars of ``cars`` (default: all), from the maps of their heading and pixel."""
+        pixel, inside = self._pixels(cars)
         t = self.tables
-        beams = (self.heading[:, None] + RADAR_OFFSETS) % NUM_HEADINGS
+        beams = (self.heading[cars][:, None] + RADAR_OFFSETS) % NUM_HEADINGS
         radars = t.radar[beams * t.plane + pixel[:, None]].astype(np.float32)
         radars[~inside] = 0.0
         return radars

@@ -208,9 +208,9 @@ class RacingCore(CarRaceCore):
         self.speed[cars] = START_SPEED
         self.steering[cars] = 0.0
         self.turned[cars] = 0.0
-        super().reset_cars(cars, start_waypoints)
+        super().reset_cars(cars, start_waypoints)  # its radars are those of the start's heading index
         self.heading[cars] = self._heading_index(self.yaw[cars])
-        self.radars[cars] = self._read_radars()[cars]
+        self.radars[cars] = self._read_radars(cars)
 
     @staticmethod
     def _heading_index(yaw: np.ndarray) -> np.ndarray:

@@ -28,6 +28,11 @@ A run starts in one of three ways (its entry's ``"start"``):
 - ``"fresh"``: no usable checkpoint (none yet, the network's shape changed, or ``fresh`` was asked):
   new weights; empty metrics, ``runs`` and ``last_trained``; the previous model.pth and checkpoint go.
 
+For the racing car (a ``discrete`` or ``continuous`` session), ``model.pth`` is instead the network
+whose last ``num_cars`` episodes (of this run) had the best mean score: with speed to choose, one lucky
+episode says little about a network, and a sustained mean says much more. ``record`` stays the best
+episode's score.
+
 The record that decides what ``model.pth`` holds restarts with each fresh or warm run (a resumed run
 keeps its own), so ``model.pth`` is always the best episode's network of the latest run, even one on a
 new track where the previous run's record cannot be beaten; ``last_trained.record`` is that score.
@@ -56,7 +61,14 @@ from ..agents.dqn import DQNAgent, DQNSettings, ReplayBuffer, epsilon_at
 from ..envs import ENV_ID
 from ..envs.render import encode_jpeg
 from ..envs.reward import RewardFunctionError, compile_reward_source
-from ..params import AgentConfig, AgentParams, EnvParams, TrainingParams
+from ..params import (
+    AgentConfig,
+    AgentParams,
+    EnvParams,
+    TrainingParams,
+    check_trainable,
+    session_agent_params,
+)
 from ..scores import clamp
 from ..store import SessionStore, atomic_write_bytes
 from .events import (
@@ -116,12 +128,33 @@ class SessionSetup:
     reward_source: str
 
 
+def car_options(env: EnvParams) -> dict[str, Any]:
+    """The env arguments of a session's car (``action_space`` with its ``actions`` or ``speed_range``)."""
+    space = getattr(env, "action_space", "classic")
+    options: dict[str, Any] = {"action_space": space}
+    if space == "discrete" and getattr(env, "actions", None) is not None:
+        options["actions"] = [dict(action) for action in env.actions]
+    if space == "continuous" and getattr(env, "speed_range", None) is not None:
+        options["speed_range"] = list(env.speed_range)
+    return options
+
+
+def observation_high(env: EnvParams) -> list[float]:
+    """The largest value of each of the session's observations (what the Q-network divides by)."""
+    from ..envs.racing import car_spec
+
+    return car_spec(**car_options(env)).observation_space().high.tolist()
+
+
 def load_setup(store: SessionStore, session_id: str) -> SessionSetup:
-    """Read and validate a session's parameters (defaults for those not written yet)."""
+    """Read and validate a session's parameters (defaults for those not written yet; the car's default
+    network). ParameterError for a network that does not fit the car (naming the inputs and outputs it
+    needs) and for a car the learning algorithm cannot train (the continuous car with DQN)."""
     stored = store.all_params(session_id)
     env = EnvParams(**stored["env_params"])
-    agent = AgentParams(**stored["agent_params"])
+    agent = session_agent_params(env, stored["agent_params"])
     training = TrainingParams(**stored["training_params"])
+    check_trainable(env, training.learning_algorithm)
     return SessionSetup(env=env, agent=agent, config=agent.config(), reward_source=training.reward_function)
 
 
@@ -136,6 +169,7 @@ class Trainer:
         self.options = options or TrainingOptions()
         self.paths = store.paths(session_id)
         self.setup = load_setup(store, session_id)
+        self.car = car_options(self.setup.env)
         self._stop = threading.Event()
         self._frame_wanted = threading.Event()
 
@@ -197,15 +231,18 @@ class Trainer:
             cars = options.num_cars // len(tracks) + (1 if i < options.num_cars % len(tracks) else 0)
             env = gym.make_vec(ENV_ID, num_envs=max(cars, 1), vectorization_mode="vector_entry_point",
                                track=track, mode=mode, reward_function=reward,
-                               random_start=options.random_start, autoreset_mode="SameStep")
+                               random_start=options.random_start, autoreset_mode="SameStep",
+                               **self.car)
             self.envs.append(env)
         self.track_names = [env.track.name for env in self.envs]
+        high = self.envs[0].single_observation_space.high.tolist()
         self.agent = DQNAgent(config.layers, config.learning_rate, config.loss_fn, config.optimizer,
-                              config.gamma, options.settings, seed=options.seed)
-        self.buffer = ReplayBuffer(options.settings.buffer_size)
+                              config.gamma, options.settings, seed=options.seed, observation_high=high)
+        self.buffer = ReplayBuffer(options.settings.buffer_size, observation_size=len(high))
         self.rng = np.random.default_rng(options.seed)
         self.episodes = self.steps = 0
         self.record = -np.inf
+        self.best_mean = -np.inf  # racing cars: the best mean of a window of this run's episodes
         self.scores: list[float | int] = []
         self.mean_scores: list[float] = []
         self.target_episodes = config.num_episodes
@@ -281,7 +318,10 @@ class Trainer:
         self.mean_scores.append(mean)
         if score > self.record:
             self.record = score
-            self._best_state = {k: v.clone() for k, v in self.agent.q.state_dict().items()}
+            if self.car["action_space"] == "classic":
+                self._best_state = {k: v.clone() for k, v in self.agent.q.state_dict().items()}
+        if self.car["action_space"] != "classic":
+            self._keep_if_best_mean()
         self._dirty = True
         emit(EpisodeFinished(
             episode=self.episodes, score=score, record=score_value(self.record), mean_score=mean,
@@ -289,6 +329,17 @@ class Trainer:
             lap_complete=bool(final["lap_complete"][car]), progress=round(float(final["progress"][car]), 2),
             track=track,
         ))
+
+    def _keep_if_best_mean(self) -> None:
+        """Racing cars: keep the network when the mean of this run's last ``num_cars`` episodes is the
+        best so far (once the run has had that many)."""
+        window = max(self.options.num_cars, 1)
+        if self.episodes - self._first_episode < window:
+            return
+        mean = clamp(sum(self.scores[-window:]) / window)
+        if mean > self.best_mean:
+            self.best_mean = mean
+            self._best_state = {k: v.clone() for k, v in self.agent.q.state_dict().items()}
 
     # ----- persistence -----------------------------------------------------------------------------
     def run_entry(self) -> dict[str, Any]:
@@ -366,7 +417,8 @@ class Trainer:
             "target_episodes": self.target_episodes, "steps": self.steps,
             "record": self.record if np.isfinite(self.record) else None, "rng": self.rng.bit_generator.state,
             "tracks": self.track_names, "schedule_start": self.schedule_start,
-            "epsilon_start": self.epsilon_start,
+            "epsilon_start": self.epsilon_start, "car": self.car,
+            "best_mean": self.best_mean if np.isfinite(self.best_mean) else None,
         }
         self.paths.checkpoints.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.paths.resume_checkpoint, _tensor_bytes(state))
@@ -382,6 +434,9 @@ class Trainer:
         if [tuple(layer) for layer in state["layers"]] != layers:
             log.info("session %s: the model changed since the checkpoint; a new one starts", self.session_id)
             return None
+        if state.get("car", {"action_space": "classic"}) != self.car:  # absent: a classic car's checkpoint
+            log.info("session %s: the car changed since the checkpoint; a new model starts", self.session_id)
+            return None
         config = self.setup.config
         self.agent.load_state(state["agent"])
         self.episodes, self.steps = int(state["episodes"]), int(state["steps"])
@@ -394,6 +449,8 @@ class Trainer:
         if self.episodes < target and same_tracks:
             self.target_episodes = target
             self.record = state["record"] if state["record"] is not None else -np.inf
+            best_mean = state.get("best_mean")
+            self.best_mean = best_mean if best_mean is not None else -np.inf
             self.schedule_start = int(state.get("schedule_start", 0))
             self.epsilon_start = float(state.get("epsilon_start", config.epsilon))
             return "resumed"

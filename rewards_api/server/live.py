@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
 
-from ..envs.radar import TURN_DEGREES
 from ..envs.render import render_jpeg
 from ..params import AgentParams, EnvParams
 from ..runs.jobs import JobKey, JobManager
@@ -41,6 +39,7 @@ class LiveView:
 
         from ..agents.dqn import QNetwork
         from ..envs.car_race import CarRaceEnv
+        from ..runs.train import car_options, observation_high
 
         # The server's only networks are these tiny ones: one thread, so that PyTorch's spinning worker
         # threads never take a core from a training.
@@ -55,8 +54,8 @@ class LiveView:
         self.user = user
         self.jobs = jobs
         self.fps = float(env_params.car_speed)
-        self.env = CarRaceEnv(track=env_params.environment_world, mode="training")
-        self.network = QNetwork(layers)
+        self.env = CarRaceEnv(track=env_params.environment_world, mode="training", **car_options(env_params))
+        self.network = QNetwork(layers, observation_high(env_params))
         self._weights: Any = None
         self._observation, _ = self.env.reset(seed=0)
         self._laps = 0
@@ -137,8 +136,10 @@ class LiveView:
                         "record": "-" if status.record is None else status.record,
                         "exploration": "-" if status.epsilon is None else f"{status.epsilon:.0%}"})
         hud["demo laps"] = self._laps
-        return render_jpeg(self.env.track, car.x, car.y, math.radians(car.heading * TURN_DEGREES),
-                           car.radars, hud, quality=LIVE_QUALITY)
+        hud["speed"] = f"{car.speed:.2f} m/s"
+        hud["lap time"] = f"{car.time:.1f} s"
+        return render_jpeg(self.env.track, car.x, car.y, car.heading_radians, car.radars, hud,
+                           quality=LIVE_QUALITY)
 
     def expect_viewer(self) -> None:
         """Restart the idle clock: a viewer is about to attach (within the grace period)."""
