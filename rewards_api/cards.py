@@ -1,7 +1,8 @@
 """Model cards: what the original "Your models" screen showed about a session, and its score chart.
 
 :func:`model_card` gathers, from the session's documents, when the model was made and last trained, its
-configuration and size, its record, how it did on each evaluated track and the runs that trained it.
+configuration and size, its record, how it did on each evaluated track (with its best lap beside the
+track's reference lap) and the runs that trained it.
 :func:`score_plot_png` draws the score and mean-score history as a small PNG (readable at 320 x 160).
 
 A card is a few file reads: the parameter count comes from the layers (no network is built), and the
@@ -22,10 +23,11 @@ import pydantic
 from PIL import Image, ImageDraw, ImageFont
 
 from .params import AgentParams, EnvParams, first_error_message
-from .scores import final_eval_score
+from .scores import final_eval_score, lap_text
 from .store import SessionError, SessionStore
 
 __all__ = [
+    "LAP_FIGURES",
     "MAX_PLOT_HEIGHT",
     "MAX_PLOT_WIDTH",
     "MEAN_COLOUR",
@@ -33,6 +35,7 @@ __all__ = [
     "MIN_PLOT_WIDTH",
     "SCORE_COLOUR",
     "TRACKS",
+    "lap_times",
     "model_card",
     "parameter_count",
     "score_plot_png",
@@ -98,6 +101,34 @@ def _evaluations(document: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]
     return results
 
 
+LAP_FIGURES = ("best_lap_time", "mean_lap_time", "best_lap_ratio", "reference_lap_time")
+"""An evaluation's lap figures that a card's ``lap_times`` shows (see :func:`lap_times`)."""
+
+
+def _positive(value: Any) -> float | int | None:
+    number = _number(value)
+    return number if number is not None and number > 0 else None
+
+
+def lap_times(evaluation: dict[str, dict[str, dict[str, Any] | None]]
+              ) -> dict[str, dict[str, dict[str, Any] | None]]:
+    """Per mode, per track of :func:`_evaluations`: its lap figures (:data:`LAP_FIGURES`, seconds and the
+    best lap's ratio to its start's reference; ``None`` each when not recorded, as in an evaluation made
+    before lap times were) and ``best_lap``, the best lap as shown beside the reference
+    (``"12.3 s (1.18x reference)"``, or ``None`` without a lap); ``None`` for a track not evaluated."""
+    result: dict[str, dict[str, dict[str, Any] | None]] = {}
+    for mode, tracks in evaluation.items():
+        result[mode] = {}
+        for track, metrics in tracks.items():
+            if metrics is None:
+                result[mode][track] = None
+                continue
+            figures = {name: _positive(metrics.get(name)) for name in LAP_FIGURES}
+            figures["best_lap"] = lap_text(figures["best_lap_time"], figures["best_lap_ratio"])
+            result[mode][track] = figures
+    return result
+
+
 def _histories(metrics: dict[str, Any]) -> tuple[list[Any], list[Any]]:
     """The score and mean-score lists of training_metrics.json ([] for a missing or broken one)."""
     scores, means = metrics.get("plot_scores"), metrics.get("plot_mean_scores")
@@ -113,7 +144,8 @@ def model_card(store: SessionStore, session_id: str) -> dict[str, Any]:
     ``configured``: False while agent_params.json is not written and the defaults apply);
     ``trained_model`` (model.pth exists); ``record``; ``episodes_trained``; ``last_mean_score``;
     ``environment`` (env_params, defaults filled in) and ``track``; ``evaluation`` (per mode and track:
-    metrics or None); ``final_eval_score``; ``runs`` (model_history's list of runs, as stored).
+    metrics or None); ``lap_times`` (per mode and track: the best lap beside the reference, see
+    :func:`lap_times`); ``final_eval_score``; ``runs`` (model_history's list of runs, as stored).
 
     SessionNotFound for an unknown session, SessionError for a document that cannot be read.
     """
@@ -130,6 +162,7 @@ def model_card(store: SessionStore, session_id: str) -> dict[str, Any]:
         record = max(finite) if finite else None
     runs = history.get("runs", [])
     evaluation = everything["evaluation_metrics"]
+    evaluated = _evaluations(evaluation)
     return {
         "session_id": session_id,
         "created": _stamp(history.get("last_created")),
@@ -152,7 +185,8 @@ def model_card(store: SessionStore, session_id: str) -> dict[str, Any]:
         "last_mean_score": _number(means[-1]) if means else None,
         "environment": env.model_dump(mode="json"),
         "track": env.environment_world,
-        "evaluation": _evaluations(evaluation),
+        "evaluation": evaluated,
+        "lap_times": lap_times(evaluated),
         "final_eval_score": final_eval_score(evaluation),
         "runs": runs if isinstance(runs, list) else [],
     }

@@ -534,6 +534,7 @@ def evaluate_command(
         _check_tracks((_track(track),), mode, "--track")
     from .runs.evaluate import evaluate
     from .runs.events import TrialFinished, score_value
+    from .scores import lap_text
 
     trial_results: list[dict[str, Any]] = []
 
@@ -541,7 +542,8 @@ def evaluate_command(
         if isinstance(event, TrialFinished):
             trial_results.append({"trial": event.trial, "laps": int(event.lap_complete),
                                   "progress": round(event.progress, 2), "steps": event.steps,
-                                  "score": score_value(event.score)})
+                                  "score": score_value(event.score), "time": event.time,
+                                  "offtrack": event.offtrack})
 
     with user_errors():
         metrics = evaluate(store, session, mode=mode, track=_track(track), num_trials=trials, on_event=keep)
@@ -549,18 +551,28 @@ def evaluate_command(
         sys.stdout.write(json.dumps({**metrics, "trials": trial_results}) + "\n")
         return
     each = Table(title=f"{session} · {mode} track {track} · trials")
-    for column in ("trial", "laps", "progress %", "steps", "score"):
+    for column in ("trial", "laps", "progress %", "steps", "score", "time s", "ended"):
         each.add_column(column, justify="right")
     for result in trial_results:
-        each.add_row(*(_shown(value) for value in result.values()))
+        ended = "lap" if result["laps"] else "off track" if result["offtrack"] else "out of time"
+        shown = (_shown(result[key]) for key in ("trial", "laps", "progress", "steps", "score", "time"))
+        each.add_row(*shown, ended)
     console.print(each)
     totals = Table.grid(padding=(0, 2))
     totals.add_column(style="bold")
     totals.add_column()
     for label, key, unit in (("trials", "num_trials", ""), ("record", "record", ""),
                              ("mean score", "mean_score", ""), ("laps completed", "laps_completed", ""),
-                             ("mean progress", "mean_progress", " %"),
-                             ("total elapsed time", "total_elapsed_time", " seconds"),
+                             ("mean progress", "mean_progress", " %")):
+        totals.add_row(label, _shown(metrics[key]) + unit)
+    best = lap_text(metrics.get("best_lap_time"), metrics.get("best_lap_ratio"))
+    mean = metrics.get("mean_lap_time")
+    totals.add_row("best lap", best or "no lap")
+    totals.add_row("mean lap", "-" if mean is None else f"{mean:g} s")
+    totals.add_row("reference lap", _shown(metrics.get("reference_lap_time")) + " s (from the start line)")
+    totals.add_row("off track", f"{_shown(metrics.get('off_track_count'))} of {metrics['num_trials']} trials")
+    totals.add_row("car", _shown(metrics.get("car")))
+    for label, key, unit in (("total elapsed time", "total_elapsed_time", " seconds"),
                              ("evaluated at", "evaluated_at", "")):
         totals.add_row(label, _shown(metrics[key]) + unit)
     console.print(totals)
@@ -680,8 +692,9 @@ def leaderboard_command(
     s3_region: S3Region = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the standings as JSON.")] = False,
 ) -> None:
-    """Rank the evaluated sessions (every user's) by final evaluation score, with laps completed and mean
-    progress on the evaluation track; with a bucket, its pushed models too."""
+    """Rank the evaluated sessions (every user's) by laps completed on the evaluation track, then best lap
+    time, then progress, with each best lap beside the reference; with a bucket, its pushed models too. The
+    final evaluation score (in each reward function's units) is shown, never ranked by."""
     from .cloud import leaderboard, open_bucket
 
     home, bucket = _store(ctx).home, None
@@ -703,14 +716,17 @@ def leaderboard_command(
     if not standings:
         console.print("No evaluated sessions yet: rewards-api evaluate SESSION --mode evaluation")
         return
-    table = Table(title="leaderboard")
-    for column in ("rank", "user", "session", "score", "record", "laps", "progress %", "from"):
+    table = Table(title="leaderboard · by laps, then best lap time, then progress on the evaluation track")
+    for column in ("rank", "user", "session", "laps", "best lap", "progress %", "car", "score", "from"):
         table.add_column(column)
     for place, standing in enumerate(standings, 1):
-        table.add_row(str(place), standing.user or "(owner)", standing.session_id, f"{standing.score:g}",
-                      *("-" if value is None else f"{value:g}" for value in
-                        (standing.record, standing.laps_completed, standing.mean_progress)),
-                      standing.source)
+        laps = "-" if standing.laps_completed is None else (
+            f"{standing.laps_completed}/{standing.num_trials}" if standing.num_trials
+            else str(standing.laps_completed))
+        table.add_row(str(place), standing.user or "(owner)", standing.session_id, laps,
+                      standing.best_lap or "-",
+                      "-" if standing.mean_progress is None else f"{standing.mean_progress:g}",
+                      standing.car or "-", f"{standing.score:g}", standing.source)
     console.print(table)
 
 
@@ -785,6 +801,17 @@ def _print_card(card: dict[str, Any]) -> None:
             evaluations.add_row(mode, track, *(_shown(metrics.get(key)) for key in (
                 "num_trials", "record", "mean_score", "laps_completed", "mean_progress")))
     console.print(evaluations)
+    timed = [(mode, track, figures) for mode, tracks in card["lap_times"].items()
+             for track, figures in tracks.items() if figures is not None and figures["reference_lap_time"]]
+    if timed:  # evaluations made before lap times were recorded have none
+        laps = Table(title="lap times (simulated seconds)")
+        for column in ("mode", "track", "best lap", "mean lap", "reference lap"):
+            laps.add_column(column)
+        for mode, track, figures in timed:
+            laps.add_row(mode, track, figures["best_lap"] or "no lap", *(
+                "-" if figures[key] is None else f"{figures[key]:g} s"
+                for key in ("mean_lap_time", "reference_lap_time")))
+        console.print(laps)
 
     if not card["runs"]:
         console.print("No runs recorded yet.")

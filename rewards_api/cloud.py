@@ -7,9 +7,14 @@ A push copies a session's files and model to ``s3://<bucket>/Models/<user_id>/<s
     user.json       {user_id, user, session_id, pushed_at}; for a push whose ``user`` is the signed-in
                     user's object (the original UI sends its Supabase user), that object itself
     summary.json    {user_id, user, session_id, score, record, laps_completed, mean_progress, num_trials,
-                     model_configuration, pushed_at}               (written last: it marks a complete push)
+                     best_lap_time, best_lap_ratio, reference_lap_time, car, model_configuration,
+                     pushed_at}                                    (written last: it marks a complete push)
                     plus ``user_profile`` (the user's object) for such a push; ``user`` is then the display
                     name derived from it
+
+Every leaderboard ranks by laps completed, then best lap time, then progress on the evaluation track
+(:func:`rank`): never by ``score`` (``final_eval_score``, in the units of each user's reward function),
+which the rows still carry for the original API.
 
 The original UI's leaderboard reads ``user.identities[0].identity_data.{full_name, email, avatar_url}`` of
 each row: :func:`leaderboard_user` gives that object for every standing, pushed with an object or a name.
@@ -78,7 +83,7 @@ MODELS_PREFIX = "Models"
 """The bucket's folder of pushed models: ``Models/<user_id>/<session_id>/``."""
 NO_BUCKET = "no S3 bucket configured: start the server with --s3-bucket NAME or REWARDS_S3_BUCKET"
 EVALUATION_TRACK = scores.EVALUATION_TRACK
-"""The held-out evaluation track whose laps and progress the leaderboards show."""
+"""The held-out evaluation track whose laps, lap times and progress the leaderboards rank by."""
 USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
 USER_ID_RULE = "use 1-128 letters, digits, '_', '.', '@' or '-', starting with a letter or digit"
 MAX_USER_NAME = 64
@@ -249,9 +254,10 @@ def display_name(profile: dict[str, Any], fallback: str) -> str:
 
 # ----- scores ---------------------------------------------------------------------------------------------
 def evaluation_summary(evaluation_metrics: dict[str, Any]) -> dict[str, Any] | None:
-    """The final evaluation score with the record, laps completed, mean progress and trials on the
-    evaluation track, all finite (see :func:`rewards_api.scores.evaluation_summary`); ``None`` for a
-    session evaluated on no track at all. ValueError for metrics that are not numbers.
+    """The final evaluation score with the record, laps completed, mean progress, trials and best lap (its
+    time, its ratio to the reference, the reference) on the evaluation track, all finite, and the car (see
+    :func:`rewards_api.scores.evaluation_summary`); ``None`` for a session evaluated on no track at all.
+    ValueError for metrics that are not numbers.
 
     The leaderboards and pushes do not read it from evaluation_metrics.json (which an import brings as
     it likes) but from the session's standing: :meth:`~rewards_api.store.SessionStore.standing`."""
@@ -259,9 +265,23 @@ def evaluation_summary(evaluation_metrics: dict[str, Any]) -> dict[str, Any] | N
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The evaluation track's figures of a leaderboard row (``None`` for one missing or not a number)."""
-    return {name: metrics.get(name) if _is_number(metrics.get(name)) else None
-            for name in ("record", "laps_completed", "mean_progress", "num_trials")}
+    """The evaluation track's figures of a pushed summary, checked as this server's own are
+    (:func:`rewards_api.scores.track_figures`: anyone who can write to the bucket could have changed it);
+    ``None`` for one missing or out of range (a push made before lap times were recorded has none)."""
+    numbers = {name: metrics.get(name) if _is_number(metrics.get(name)) else None
+               for name in ("record", "laps_completed", "mean_progress", "num_trials")}
+    trials, laps, progress = numbers["num_trials"], numbers["laps_completed"], numbers["mean_progress"]
+    if not isinstance(laps, int) or not 0 <= laps <= (trials if isinstance(trials, int) else laps):
+        numbers["laps_completed"] = laps = None
+    if progress is not None and not 0 <= progress <= 100:
+        numbers["mean_progress"] = None
+    lapped = bool(laps)
+    for name in ("best_lap_time", "best_lap_ratio", "reference_lap_time"):
+        value = metrics.get(name)
+        ok = _is_number(value) and value > 0 and (lapped or name == "reference_lap_time")
+        numbers[name] = float(value) if ok else None
+    numbers["car"] = metrics.get("car") if metrics.get("car") in scores.CARS else None
+    return numbers
 
 
 def _is_number(value: Any) -> bool:
@@ -273,7 +293,10 @@ class Standing:
     """One row of a leaderboard: a session, whose it is, and how it did on evaluation.
 
     ``user`` is ``None`` for the local server's owner; ``source`` is ``local`` (this server) or ``bucket``;
-    ``profile`` is the user's object of a push made with one (see :func:`check_user_profile`).
+    ``profile`` is the user's object of a push made with one (see :func:`check_user_profile`). ``score``
+    is the final evaluation score (shown, never ranked by); the rest is the evaluation track's: the best
+    lap's time and its ratio to the reference from its start (seconds; ``None`` without a timed lap), the
+    track's reference lap time and the car (``classic``, ``discrete`` or ``continuous``).
     """
 
     session_id: str
@@ -285,7 +308,16 @@ class Standing:
     num_trials: int | None
     source: str
     pushed_at: str | None = None
+    best_lap_time: float | None = None
+    best_lap_ratio: float | None = None
+    reference_lap_time: float | None = None
+    car: str | None = None
     profile: dict[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def best_lap(self) -> str | None:
+        """The best lap as shown beside the reference: ``"12.3 s (1.18x reference)"``, or ``None``."""
+        return scores.lap_text(self.best_lap_time, self.best_lap_ratio)
 
     def entry(self) -> dict[str, Any]:
         """The standing as a leaderboard entry (``/leaderboard``, ``rewards-api leaderboard --json``): its
@@ -321,9 +353,11 @@ def leaderboard_user(standing: Standing) -> dict[str, Any]:
 
 
 def rank(standings: list[Standing]) -> list[Standing]:
-    """Best first: by score, then laps completed and mean progress on the evaluation track (ties: by session
-    id, a push before its local session)."""
-    return sorted(standings, key=lambda s: (-s.score, -(s.laps_completed or 0), -(s.mean_progress or 0.0),
+    """Best first: by laps completed on the evaluation track, then best lap time (faster first; a session
+    without a timed lap after), then mean progress (:func:`rewards_api.scores.rank_key`); ties by session
+    id, a push before its local session. Never by ``score``: a reward function's units are its own."""
+    return sorted(standings, key=lambda s: (*scores.rank_key(s.laps_completed, s.best_lap_time,
+                                                             s.mean_progress),
                                             s.session_id, s.source, s.user or ""))
 
 

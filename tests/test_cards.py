@@ -81,7 +81,37 @@ def test_the_card_of_a_trained_and_evaluated_session(store: SessionStore) -> Non
                                   "evaluation": {"1": EVALUATED}}
     assert card["final_eval_score"] == pytest.approx(42.5 / 5)
     assert card["runs"] == RUNS
+    # Evaluated before lap times were recorded: the track's lap figures are there, all None.
+    assert card["lap_times"] == {"training": {"1": None, "2": None, "3": None}, "evaluation": {"1": {
+        "best_lap_time": None, "mean_lap_time": None, "best_lap_ratio": None, "reference_lap_time": None,
+        "best_lap": None}}}
     json.dumps(card, allow_nan=False)  # JSON as it is
+
+
+def test_the_card_shows_each_best_lap_beside_the_reference(store: SessionStore) -> None:
+    trained_session(store)
+    timed = {**EVALUATED, "completion_percent": 61.5, "best_lap_time": 20.2, "mean_lap_time": 21.05,
+             "off_track_count": 3, "reference_lap_time": 17.13, "best_lap_ratio": 1.183, "car": "discrete"}
+    unlapped = {**EVALUATED, "laps_completed": 0, "best_lap_time": None, "mean_lap_time": None,
+                "reference_lap_time": 15.2, "best_lap_ratio": None}
+
+    def evaluated(document: dict) -> None:
+        document["evaluation"]["1"] = timed
+        document["training"]["2"] = unlapped
+
+    store.update("card", "evaluation_metrics", evaluated)
+    card = model_card(store, "card")
+    assert card["evaluation"]["evaluation"]["1"] == timed  # as recorded
+    assert card["lap_times"]["evaluation"]["1"] == {
+        "best_lap_time": 20.2, "mean_lap_time": 21.05, "best_lap_ratio": 1.183, "reference_lap_time": 17.13,
+        "best_lap": "20.2 s (1.18\N{MULTIPLICATION SIGN} reference)"}
+    assert card["lap_times"]["training"]["2"]["best_lap"] is None
+    assert card["lap_times"]["training"]["1"] is None
+    shown = CliRunner().invoke(app, ["--home", str(store.home), "info", "card"], env={"COLUMNS": "120"})
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())
+    assert "lap times" in text and "20.2 s (1.18\N{MULTIPLICATION SIGN} reference)" in text
+    assert "21.05 s" in text and "17.13 s" in text and "no lap" in text and "15.2 s" in text
 
 
 def test_the_card_of_a_new_session_says_nothing_was_done_yet(store: SessionStore) -> None:

@@ -51,7 +51,8 @@ def test_the_whole_loop_headless(tmp_path: Path) -> None:
     assert metrics["num_trials"] == 2 and set(metrics) >= {"record", "laps_completed", "mean_progress"}
     trials = metrics.pop("trials")
     assert [trial["trial"] for trial in trials] == [1, 2]
-    assert all(set(trial) == {"trial", "laps", "progress", "steps", "score"} for trial in trials)
+    assert all(set(trial) == {"trial", "laps", "progress", "steps", "score", "time", "offtrack"}
+               for trial in trials)
     assert max(trial["score"] for trial in trials) == metrics["record"]
     assert sum(trial["laps"] for trial in trials) == metrics["laps_completed"]
     stored = json.loads((home / "demo" / "evaluation_metrics.json").read_text())

@@ -94,7 +94,9 @@ def test_push_uploads_the_session_with_verified_checksums(aws: Any, store: Sessi
     assert document("user.json") == identity
     assert document("summary.json") == pushed.summary == {
         **identity, "score": 120.0 / 4 + 10.0 / 2, "record": 120.0, "laps_completed": 2,
-        "mean_progress": 80.0, "num_trials": 4, "model_configuration": "[[5, 9], [9, 3]]"}
+        "mean_progress": 80.0, "num_trials": 4, "model_configuration": "[[5, 9], [9, 3]]",
+        # evaluated before lap times were recorded (the original's keys only): none
+        "best_lap_time": None, "best_lap_ratio": None, "reference_lap_time": None, "car": None}
 
 
 def test_an_upload_that_arrives_corrupted_is_sent_again(aws: Any, store: SessionStore, evaluated_session: Any,
@@ -153,19 +155,47 @@ def test_the_bucket_leaderboard_ranks_summaries_and_skips_what_is_not_one(aws: A
                                                                           evaluated_session: Any) -> None:
     bucket = open_bucket(Settings(s3_bucket=aws.new_bucket(), s3_endpoint_url=aws.url))
     assert bucket_leaderboard(bucket) == []
-    pushes = [("slow", "u-1", 10.0), ("fast", "u-2", 300.0), ("middle", "u-1", 90.0)]
-    for session_id, user_id, record in pushes:
-        evaluated_session(store, session_id, record=record, trials=5)
+    # Ranked by laps, then best lap time, then progress: the highest score (300 / 5) laps least.
+    pushes = [("slow", "u-1", 10.0, 3, 95.0), ("fast", "u-2", 300.0, 0, 90.0),
+              ("middle", "u-1", 90.0, 1, 50.0), ("wide", "u-2", 5.0, 1, 70.0)]
+    for session_id, user_id, record, laps, progress in pushes:
+        evaluated_session(store, session_id, record=record, laps=laps, progress=progress, trials=5)
         push_session(bucket, store, session_id, user_id=user_id, user=f"user {user_id}")
     client = aws.client()
     client.put_object(Bucket=bucket.name, Key="Models/u-3/broken/summary.json", Body=b"{not json")
     client.put_object(Bucket=bucket.name, Key="Models/u-3/no_score/summary.json", Body=b'{"user": "x"}')
     client.put_object(Bucket=bucket.name, Key="Models/u-3/elsewhere.json", Body=b"{}")
 
+    def summary(session_id: str, **figures: Any) -> None:
+        body = {"user_id": "u-4", "user": "user u-4", "session_id": session_id, "score": 1.0, "record": 1.0,
+                "num_trials": 5, "mean_progress": 100.0, "pushed_at": "2026-12-03T10:00:00+00:00", **figures}
+        client.put_object(Bucket=bucket.name, Key=f"Models/u-4/{session_id}/summary.json",
+                          Body=json.dumps(body).encode())
+
+    summary("timed", laps_completed=3, best_lap_time=15.5, best_lap_ratio=1.21, reference_lap_time=12.8,
+            car="discrete")
+    summary("quicker", laps_completed=3, best_lap_time=14.0, best_lap_ratio=1.09, reference_lap_time=12.8,
+            car="discrete")
+    # Figures a push could not have made (anyone who can write to the bucket can write these) count as none.
+    summary("tampered", laps_completed=9, mean_progress=10.0, best_lap_time=-1.0, best_lap_ratio=0.5,
+            car="rocket")
+    summary("unlapped", laps_completed=0, mean_progress=400.0, best_lap_time=1.0, reference_lap_time=12.8)
+
     standings = bucket_leaderboard(bucket)
     assert [(s.session_id, s.user, s.score) for s in standings] == [
-        ("fast", "user u-2", 60.0), ("middle", "user u-1", 18.0), ("slow", "user u-1", 2.0)]
-    assert all(s.source == "bucket" and s.laps_completed == 1 and s.pushed_at for s in standings)
+        ("quicker", "user u-4", 1.0), ("timed", "user u-4", 1.0), ("slow", "user u-1", 2.0),
+        ("wide", "user u-2", 1.0), ("middle", "user u-1", 18.0), ("fast", "user u-2", 60.0),
+        ("tampered", "user u-4", 1.0), ("unlapped", "user u-4", 1.0)]
+    assert all(s.source == "bucket" and s.pushed_at for s in standings)
+    quicker, timed, slow = standings[:3]
+    assert (quicker.best_lap_time, quicker.best_lap_ratio, quicker.reference_lap_time, quicker.car) == (
+        14.0, 1.09, 12.8, "discrete")
+    assert timed.best_lap == "15.5 s (1.21\N{MULTIPLICATION SIGN} reference)"
+    assert (slow.laps_completed, slow.best_lap_time, slow.car) == (3, None, None)  # pushed before lap times
+    tampered, unlapped = standings[-2:]
+    assert (tampered.laps_completed, tampered.best_lap_time, tampered.best_lap_ratio, tampered.car) == (
+        None, None, None, None)
+    assert (unlapped.mean_progress, unlapped.best_lap_time, unlapped.reference_lap_time) == (None, None, 12.8)
 
 
 def test_storage_problems_are_clear_errors(aws: Any, store: SessionStore, evaluated_session: Any,

@@ -104,3 +104,5 @@ class TrialFinished(Event):
     lap_complete: bool
     progress: float
     steps: int
+    time: float | None = None  # simulated seconds driven (the lap time when lap_complete); None: not timed
+    offtrack: bool | None = None  # the trial ended by leaving the track; None: not known

@@ -8,6 +8,10 @@ status and message: 400 no bucket configured (for a push), 409 a session not tra
 the storage refused (no such bucket, credentials missing or refused, access denied, checksums), 503 it
 cannot be reached. Without a bucket, ``get_user_list`` lists this server's evaluated sessions instead, so
 that the original UI's leaderboard page works on a laptop.
+
+Both leaderboards rank by laps completed on the evaluation track, then best lap time, then progress
+(:func:`rewards_api.cloud.rank`); ``score`` (the final evaluation score, in the units of each user's reward
+function) is still in every row, but never decides a place.
 """
 
 from __future__ import annotations
@@ -114,6 +118,10 @@ class PushSummary(BaseModel):
     laps_completed: int | None
     mean_progress: float | None  # per cent of a lap
     num_trials: int | None
+    best_lap_time: float | None = None  # seconds (None: no lap, or evaluated before lap times)
+    best_lap_ratio: float | None = None  # the best lap / the reference from its start
+    reference_lap_time: float | None = None  # seconds: the evaluation track's, from the start line
+    car: str | None = None  # classic, discrete or continuous
     model_configuration: str | list[list[int]] | None
     user_profile: UserProfile | None = Field(None, description="The user's object, for a push made with one.")
 
@@ -131,13 +139,15 @@ class UserScore(BaseModel):
                               "(user.identities[0].identity_data.{full_name, email, avatar_url}): the one "
                               "pushed, or one built from the name.")
     name: str = Field(description="The name shown on the leaderboards.")
-    score: float
+    score: float = Field(description="final_eval_score, as the original API gave it (the rows are ranked by "
+                         "laps, best lap time and progress instead).")
     session_id: str
 
 
 class UserListResponse(StatusResponse):
     """``GET /get_user_list``: the bucket's pushed models (without a bucket, this server's evaluated
-    sessions), best first, as the original UI expects."""
+    sessions), best first (by laps completed, then best lap time, then progress on the evaluation track),
+    in the original UI's shape."""
 
     leaderboard_data: list[UserScore]
 
@@ -147,14 +157,26 @@ class LeaderboardEntry(BaseModel):
     user: str | None = Field(description="The user's name (null: the server's owner).")
     session_id: str
     score: float = Field(description="final_eval_score: the sum over evaluated tracks of record / "
-                         "num_trials.")
+                         "num_trials, in the reward function's units (shown, never ranked by).")
     record: float | None = Field(description="Best trial on the evaluation track (null: not evaluated "
                                  "there).")
-    laps_completed: int | None
-    mean_progress: float | None = Field(description="Mean progress round the evaluation track, per cent.")
+    laps_completed: int | None = Field(description="Laps completed on the evaluation track: the first "
+                                       "ranking key.")
+    mean_progress: float | None = Field(description="Mean progress round the evaluation track, per cent: the "
+                                        "third ranking key.")
     num_trials: int | None
     source: Literal["local", "bucket"] = Field(description="local: a session on this server; bucket: a push.")
     pushed_at: str | None
+    best_lap_time: float | None = Field(description="Fastest lap on the evaluation track, simulated seconds: "
+                                        "the second ranking key (null: no lap, or an evaluation made before "
+                                        "lap times were recorded).")
+    best_lap_ratio: float | None = Field(description="That lap's time over the reference lap time from its "
+                                         "trial's start (1.18: 18 % slower than the physical limit).")
+    reference_lap_time: float | None = Field(description="The evaluation track's reference lap time from the "
+                                             "start line, seconds: the fastest lap the physics allows along "
+                                             "its centre line.")
+    car: Literal["classic", "discrete", "continuous"] | None = Field(description="The car evaluated (its "
+                                                                     "action space; null: not recorded).")
 
 
 class LeaderboardResponse(StatusResponse):
@@ -211,7 +233,7 @@ def push_model(request: Request, caller: CurrentCaller, store: Store, body: Push
 
 
 @router.get("/get_user_list", summary="The bucket's leaderboard (without a bucket, this server's): models "
-            "by user and score", response_model=UserListResponse, responses=STORAGE_ERRORS)
+            "by user, best first", response_model=UserListResponse, responses=STORAGE_ERRORS)
 def get_user_list(request: Request) -> JSONResponse:
     if request.app.state.settings.s3_bucket:
         with _storage_answers():
@@ -226,13 +248,14 @@ def _user_row(standing: Standing) -> dict[str, Any]:
             "session_id": standing.session_id}
 
 
-@router.get("/leaderboard", summary="Evaluated sessions ranked by final evaluation score",
+@router.get("/leaderboard", summary="Evaluated sessions ranked by laps, best lap time and progress",
             response_model=LeaderboardResponse)
 def get_leaderboard(request: Request) -> JSONResponse:
     """Every evaluated session on this server (every user's, by user name and session id only) and, when a
-    bucket is configured, every pushed one, ranked by final evaluation score, then by laps completed and
-    mean progress on the evaluation track. A bucket that cannot be read leaves its entries out and says why
-    in ``bucket_error``."""
+    bucket is configured, every pushed one, ranked by laps completed on the evaluation track, then best lap
+    time (a session without a timed lap after those with one), then mean progress; never by the final
+    evaluation score, which is in each reward function's own units. A bucket that cannot be read leaves
+    its entries out and says why in ``bucket_error``."""
     settings = request.app.state.settings
     bucket = (lambda: _bucket(request)) if settings.s3_bucket else None
     standings, bucket_error = leaderboard(request.app.state.store.home, bucket)

@@ -230,6 +230,7 @@ class ModelCardResponse(StatusResponse):
     environment: dict[str, Any]
     track: int
     evaluation: dict[str, dict[str, dict[str, Any] | None]]  # mode -> track -> metrics (None: not evaluated)
+    lap_times: dict[str, dict[str, dict[str, Any] | None]]  # mode -> track -> lap figures (cards.lap_times)
     final_eval_score: float
     runs: list[dict[str, Any]]  # {date, time, start, track, episodes, record, steps, duration}
 

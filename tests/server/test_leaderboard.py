@@ -71,8 +71,10 @@ def test_push_an_evaluated_session_then_both_leaderboards_rank_it(classroom: Cla
     assert summary["score"] == score and summary["num_trials"] == 2 and summary["user"] == "Ada"
     evaluation_track = owner.get(f"{V1}/get_all_params", params={"session_id": "ada_car"}).json()[
         "evaluation_metrics"]["evaluation"]["1"]
-    assert {key: summary[key] for key in ("record", "laps_completed", "mean_progress")} == {
-        key: evaluation_track[key] for key in ("record", "laps_completed", "mean_progress")}
+    figures = ("record", "laps_completed", "mean_progress", "best_lap_time", "best_lap_ratio",
+               "reference_lap_time", "car")
+    assert {key: summary[key] for key in figures} == {key: evaluation_track[key] for key in figures}
+    assert summary["car"] == "classic" and summary["reference_lap_time"] > 0
 
     client = s3_server.client()
     listed = sorted(item["Key"] for item in client.list_objects_v2(Bucket=classroom.bucket)["Contents"])
@@ -116,7 +118,8 @@ def test_push_an_evaluated_session_then_both_leaderboards_rank_it(classroom: Cla
     best = board["leaderboard"][1]
     assert best == {"rank": 2, "user": "alice", "session_id": "zoom", "score": 200.0, "record": 1000.0,
                     "laps_completed": 5, "mean_progress": 100.0, "num_trials": 5, "source": "local",
-                    "pushed_at": None}
+                    "pushed_at": None, "best_lap_time": None, "best_lap_ratio": None,
+                    "reference_lap_time": None, "car": None}  # evaluated before lap times
     assert owner.get(f"{V1}/leaderboard").json() == board
 
 
