@@ -1,6 +1,7 @@
 """The ``rewards-api`` command line: the whole loop without a server.
 
     rewards-api [--home DIR] create SESSION [--track 1] [--model "[[5, 9], [9, 3]]"] [--reward-file F] ...
+    rewards-api [--home DIR] create SESSION --action-space discrete [--actions "-30:1.5,0:4,30:1.5"] ...
     rewards-api [--home DIR] set SESSION [--reward-file F] [--lr 0.005] ...   # the flags of create
     rewards-api [--home DIR] train SESSION          # live progress bar; Ctrl-C stops and keeps the model
     rewards-api [--home DIR] evaluate SESSION --mode evaluation --track 1 [--trials 5] [--json]
@@ -43,11 +44,14 @@ if TYPE_CHECKING:
 
 DEFAULT_TRIALS = 5  # as rewards_api.runs.evaluate's, which imports PyTorch
 DEFAULT_MODEL = "[[5, 9], [9, 3]]"
+"""The classic car's default network (rewards_api.params.DEFAULT_MODEL_CONFIGURATION; a racing car's
+follows its actions: params.default_model_configuration)."""
 
 PARAMETER_FLAGS = {
     "environment_world": "--track", "car_speed": "--car-speed", "model_configuration": "--model",
     "learning_rate": "--lr", "loss_fn": "--loss", "optimizer": "--optimizer", "gamma": "--gamma",
     "epsilon": "--epsilon", "num_episodes": "--episodes", "reward_function": "--reward-file",
+    "action_space": "--action-space", "actions": "--actions", "speed_range": "--speed-range",
 }
 """The flag of ``create`` and ``set`` that gives each session parameter: errors name what the user typed."""
 SETTINGS_FLAGS = {
@@ -165,8 +169,12 @@ def _user_error(exc: Exception, flags: Mapping[str, str]) -> str | None:
 
 
 def _flagged(parameter: str, message: str, flags: Mapping[str, str]) -> str:
-    """``environment_world = 4 is not valid: ...`` as ``--track 4 is not valid: ...``."""
+    """``environment_world = 4 is not valid: ...`` as ``--track 4 is not valid: ...``; a part of a value
+    (``actions[1].speed = 9 is not valid: ...``) as ``--actions: actions[1].speed = 9 ...``."""
     flag = flags.get(parameter)
+    part_of = flags.get(parameter.split("[", 1)[0])
+    if flag is None and part_of is not None:
+        return f"{part_of}: {message}"
     if flag is None:
         return message
     if message.startswith(f"{parameter} = "):
@@ -213,6 +221,14 @@ EpsilonOption = typer.Option("--epsilon", help="Starting exploration: fraction o
 EpisodesOption = typer.Option("--episodes", help="Episodes to train, 1-100000.")
 RewardFileOption = typer.Option("--reward-file", metavar="FILE", help="Python file defining "
                                 "reward_function(params); default: +1 while on the track.")
+ActionSpaceOption = typer.Option("--action-space", metavar="CAR", help="The car: classic (the original: 3 "
+                                 "actions at one speed), discrete (speed and steering: a list of actions) or "
+                                 "continuous (needs PPO, next release).")
+ActionsOption = typer.Option("--actions", metavar="ANGLE:SPEED,...", help="The discrete car's actions: "
+                             "steering angle (degrees, -30 to 30, + is left) and speed (m/s, 0.5 to 4) "
+                             "pairs, e.g. -30:1.5,0:4,30:1.5 (default: 5 angles x 3 speeds).")
+SpeedRangeOption = typer.Option("--speed-range", metavar="MIN:MAX", help="The continuous car's speed range, "
+                                "m/s (default 0.5:4).")
 
 
 @command()
@@ -221,7 +237,7 @@ def create(
     session: Annotated[str, typer.Argument(help="Session id: letters, digits and underscores.")],
     track: Annotated[int, TrackOption] = 1,
     car_speed: Annotated[int, CarSpeedOption] = 20,
-    model: Annotated[str, ModelOption] = DEFAULT_MODEL,
+    model: Annotated[str | None, ModelOption] = None,
     lr: Annotated[float, LearningRateOption] = 0.01,
     loss: Annotated[str, LossOption] = "mse",
     optimizer: Annotated[str, OptimizerOption] = "adam",
@@ -229,27 +245,57 @@ def create(
     epsilon: Annotated[float, EpsilonOption] = 20,
     episodes: Annotated[int, EpisodesOption] = 700,
     reward_file: Annotated[Path | None, RewardFileOption] = None,
+    action_space: Annotated[str | None, ActionSpaceOption] = None,
+    actions: Annotated[str | None, ActionsOption] = None,
+    speed_range: Annotated[str | None, SpeedRangeOption] = None,
 ) -> None:
-    """Create a session with its parameters (the original UI's defaults unless given)."""
+    """Create a session with its parameters (the original UI's defaults unless given). The network
+    follows the car unless --model is given: [[5, 9], [9, 3]] for the classic car; for a racing car two
+    hidden layers of 64 between its observation (5 radars and the speed) and its actions."""
     from .envs.reward import DEFAULT_REWARD_SOURCE
-    from .params import AgentParams, EnvParams
+    from .params import AgentParams, EnvParams, check_action_space
 
     store = _store(ctx)
     with user_errors(_parameter_flags(reward_file)):
         source = DEFAULT_REWARD_SOURCE if reward_file is None else _read_reward_file(reward_file)
         # Every parameter is checked before anything is written: a mistake leaves no half-made session.
-        env = EnvParams(environment_world=track, car_speed=car_speed)
-        agent = AgentParams(model_configuration=model, learning_rate=_plain(lr), loss_fn=loss,
-                            optimizer=optimizer, gamma=_plain(gamma), epsilon=_plain(epsilon),
-                            num_episodes=episodes)
+        space = check_action_space(action_space)
+        _check_car_flags(space, actions, speed_range, "")
+        env = EnvParams(environment_world=track, car_speed=car_speed, action_space=space, actions=actions,
+                        speed_range=speed_range)
+        agent = AgentParams.model_validate(
+            {"model_configuration": model, "learning_rate": _plain(lr), "loss_fn": loss,
+             "optimizer": optimizer, "gamma": _plain(gamma), "epsilon": _plain(epsilon),
+             "num_episodes": episodes},
+            context=env.shape().context())
         training = _checked_training_params({}, source)
         created = store.create(session)
-        store.write_env_params(session, env)
+        store.write_env_params(session, env, agent.model_configuration)
         store.write_agent_params(session, agent)
         store.write_training_params(session, training)
     console.print(f"Created session [bold]{session}[/] in {created['dir_paths']['session_root_dir']}")
-    console.print(f"  track {track} · model {model} · lr {lr} · {loss} · {optimizer} · gamma {_plain(gamma)} "
-                  f"· epsilon {_plain(epsilon)} · {episodes} episodes", highlight=False, markup=False)
+    console.print(f"  track {track} · {_car_text(env)} car · model {agent.model_configuration} · lr {lr} · "
+                  f"{loss} · {optimizer} · gamma {_plain(gamma)} · epsilon {_plain(epsilon)} · {episodes} "
+                  "episodes", highlight=False, markup=False)
+
+
+def _car_text(env: Any) -> str:
+    """"classic", "discrete (3 actions)" or "continuous (0.5-4 m/s)"."""
+    if env.action_space == "discrete":
+        return f"discrete ({len(env.actions)} actions)"
+    if env.action_space == "continuous":
+        return f"continuous ({env.speed_range[0]:g}-{env.speed_range[1]:g} m/s)"
+    return env.action_space
+
+
+def _check_car_flags(space: str, actions: str | None, speed_range: str | None, whose: str) -> None:
+    """--actions only for the discrete car, --speed-range only for the continuous one (``whose``: the
+    session's car when --action-space was not given)."""
+    for flag, value, owner in (("--actions", actions, "discrete"),
+                               ("--speed-range", speed_range, "continuous")):
+        if value is not None and space != owner:
+            fail(f"{flag} {value} is for the {owner} car only, and {whose or 'the car'} is the {space} car: "
+                 f"add --action-space {owner}, or leave {flag} out")
 
 
 def _parameter_flags(reward_file: Path | None) -> dict[str, str]:
@@ -294,13 +340,19 @@ def set_command(
     epsilon: Annotated[float | None, EpsilonOption] = None,
     episodes: Annotated[int | None, EpisodesOption] = None,
     reward_file: Annotated[Path | None, RewardFileOption] = None,
+    action_space: Annotated[str | None, ActionSpaceOption] = None,
+    actions: Annotated[str | None, ActionsOption] = None,
+    speed_range: Annotated[str | None, SpeedRangeOption] = None,
 ) -> None:
     """Change a session's reward function or hyper-parameters: the flags of create, each optional (the
     others keep their values). Checked as create checks them; the model, metrics and runs are kept, and the
-    next train continues the model with the new values. Not while the session is training."""
-    from .params import AgentParams, EnvParams, parse_model_configuration
+    next train continues the model with the new values. Not while the session is training.
 
-    env_changes = _given(environment_world=track, car_speed=car_speed)
+    A new car (--action-space, --actions, --speed-range) needs a new network: the default one follows it,
+    one you chose needs --model for the new car. A session with a trained model keeps its network and car
+    (create a new session for another)."""
+    env_changes = _given(environment_world=track, car_speed=car_speed, action_space=action_space,
+                         actions=actions, speed_range=speed_range)
     agent_changes = _given(model_configuration=model, learning_rate=None if lr is None else _plain(lr),
                            loss_fn=loss, optimizer=optimizer, gamma=None if gamma is None else _plain(gamma),
                            epsilon=None if epsilon is None else _plain(epsilon), num_episodes=episodes)
@@ -311,17 +363,22 @@ def set_command(
     changing = _training_mark(store, session, "changing its parameters")
     with user_errors(_parameter_flags(reward_file)), changing:
         stored = store.all_params(session)
-        env = _changed(EnvParams, stored["env_params"], env_changes)
+        stored_env, stored_agent = stored["env_params"], dict(stored["agent_params"])
+        env, new_network = _changed_car(store, session, stored_env, stored_agent, env_changes, model)
+        car = (env or _env_or_default(stored_env)).shape()
+        if new_network is not None:  # written with the env params; the other agent changes go on top
+            stored_agent["model_configuration"] = new_network
+            agent_changes.pop("model_configuration", None)
         if "model_configuration" in agent_changes:
-            current = stored["agent_params"].get("model_configuration", DEFAULT_MODEL)
-            new_layers = parse_model_configuration(agent_changes["model_configuration"])
+            current = stored_agent.get("model_configuration", car.default())
+            new_layers = car.parse(agent_changes["model_configuration"])
             if _layers_or_none(current) == new_layers:
                 agent_changes.pop("model_configuration")  # the same network, written another way
             elif store.paths(session).model.exists():
                 fail(f"--model {model} changes the network of session {session!r}, whose trained model has "
                      f"layers {current}: its next training would start a new model and lose this one. Create "
                      f"a new session for the new network: rewards-api create NEW_SESSION --model '{model}'")
-        agent = _changed(AgentParams, stored["agent_params"], agent_changes)
+        agent = _changed_agent(stored_agent, agent_changes, car)
         training = None
         if reward_file is not None:
             source = _read_reward_file(reward_file)
@@ -331,7 +388,7 @@ def set_command(
             fail(f"nothing to change: session {session!r} already has these values")
         changed = []
         if env is not None:
-            store.write_env_params(session, env)
+            store.write_env_params(session, env, new_network)
             changed += [PARAMETER_FLAGS[name] for name in env_changes]
         if agent is not None:
             store.write_agent_params(session, agent)
@@ -348,12 +405,84 @@ def _given(**values: Any) -> dict[str, Any]:
 
 
 def _layers_or_none(configuration: Any) -> Any:
-    from .params import parse_model_configuration
+    from .params import parse_any_model_configuration
 
     try:
-        return parse_model_configuration(configuration)
+        return parse_any_model_configuration(configuration)
     except ValueError:
         return None
+
+
+def _env_or_default(stored: dict[str, Any]) -> Any:
+    """The stored env params, checked (the defaults, a classic car, if they are not valid)."""
+    from .params import EnvParams
+
+    try:
+        return EnvParams(**stored)
+    except ValueError:
+        return EnvParams()
+
+
+def _changed_car(store: SessionStore, session: str, stored_env: dict[str, Any], stored_agent: dict[str, Any],
+                 changes: dict[str, Any], model: str | None) -> tuple[Any, Any]:
+    """The new env params (None: unchanged) and, when the car changes, the network to write with them
+    (None: the stored one fits, or the store gives a racing car without agent params its default)."""
+    from .params import EnvParams, check_action_space, is_default_network
+
+    current = _env_or_default(stored_env)
+    space = check_action_space(changes.get("action_space", current.action_space))
+    _check_car_flags(space, changes.get("actions"), changes.get("speed_range"),
+                     "" if "action_space" in changes else f"the car of session {session!r}")
+    # The keys of the car the session leaves go: actions do not follow it to the continuous car.
+    kept = {key: value for key, value in stored_env.items()
+            if key not in ("actions", "speed_range") or space == current.action_space}
+    env = _changed(EnvParams, kept, changes)
+    if env is None or env.car() == current.car():
+        return env, None
+    what = ", ".join(f"{PARAMETER_FLAGS[name]} {value}" for name, value in changes.items()
+                     if name in ("action_space", "actions", "speed_range"))
+    if store.paths(session).model.exists():
+        fail(f"{what} changes the car of session {session!r}, whose trained model drives the "
+             f"{_car_text(current)} car: its next training would start a new model and lose this one. "
+             f"Create a new session for the new car: rewards-api create NEW_SESSION {what}")
+    car = env.shape()
+    if model is not None:
+        return env, _checked_network(car, model)
+    network = stored_agent.get("model_configuration")
+    if network is None or car.fits(network):
+        return env, None
+    if is_default_network(network):
+        return env, car.default()
+    layers = _layers_or_none(network)
+    from .params import configuration_from_hidden, hidden_sizes
+
+    fitting = car.default() if layers is None else configuration_from_hidden(hidden_sizes(layers), car.inputs,
+                                                                             car.outputs)
+    fail(f"{what}: the session's network {network} is not one for the {_car_text(env)} car, whose network "
+         f"takes {car.inputs} inputs and gives {car.outputs} outputs: add --model '{fitting}' (your hidden "
+         "layers) or another network for it")
+    raise AssertionError  # not reached: fail exits
+
+
+def _checked_network(car: Any, model: str) -> Any:
+    """``model`` as agent_params.json stores it, checked for the car (a ParameterError names --model)."""
+    from .params import stored_model_configuration
+
+    return stored_model_configuration(model, car)
+
+
+def _changed_agent(stored: dict[str, Any], changes: dict[str, Any], car: Any) -> Any:
+    """The agent params ``stored`` with ``changes``, checked for the car; None when they stay the same."""
+    from .params import AgentParams
+
+    if not changes:
+        return None
+    new = AgentParams.model_validate({**stored, **changes}, context=car.context())
+    try:
+        current = AgentParams.model_validate(stored, context=car.context())
+    except ValueError:  # what is stored is not valid: the change fixes it
+        return new
+    return None if new == current else new
 
 
 def _changed(kind: Any, stored: dict[str, Any], changes: dict[str, Any]) -> Any:
@@ -424,13 +553,16 @@ def train(
 
 
 def _check_session(store: SessionStore, session: str) -> None:
-    """SessionNotFound or a parameter's error now, before PyTorch loads (seconds) for a run."""
-    from .params import AgentParams, EnvParams
+    """SessionNotFound or a parameter's error now, before PyTorch loads (seconds) for a run: a network
+    that does not fit the car, a car its learning algorithm cannot train (as the run would refuse them)."""
+    from .params import EnvParams, check_trainable, session_agent_params
 
     stored = store.all_params(session)
     try:
-        EnvParams(**stored["env_params"])
-        AgentParams(**stored["agent_params"]).config()
+        env = EnvParams(**stored["env_params"])
+        session_agent_params(env, stored["agent_params"]).config()
+        algorithm = stored["training_params"].get("learning_algorithm", "dqn")
+        check_trainable(env, algorithm.strip().lower() if isinstance(algorithm, str) else algorithm)
     except ValueError as exc:
         problem = _user_error(exc, PARAMETER_FLAGS)
         fail(f"session {session!r}: {problem}; fix it with rewards-api set {session}")

@@ -68,6 +68,7 @@ __all__ = [
     "describe_errors",
     "first_error_message",
     "hidden_sizes",
+    "is_default_network",
     "mismatch_advice",
     "observation_size",
     "parse_actions",
@@ -213,15 +214,19 @@ def _decoded_layers(value: Any) -> Any:
     return layers
 
 
-def stored_model_configuration(value: Any, car: CarShape | None = None) -> str | list[list[int]]:
+def stored_model_configuration(value: Any, car: CarShape | None = None, *, any_car: bool = True
+                               ) -> str | list[list[int]]:
     """A checked ``model_configuration`` as agent_params.json keeps it: a text as sent, but one encoded
     twice as the layers' JSON text (encoded once) that every reader of the file expects; a list as lists.
-    ParameterError for one that :func:`parse_model_configuration` refuses for ``car`` (None: for any car,
-    see :func:`parse_any_model_configuration`)."""
-    if car is None:
+    ParameterError for one that :func:`parse_model_configuration` refuses for ``car``; without a car, for
+    any car (:func:`parse_any_model_configuration`), or (``any_car=False``) for its form only, leaving its
+    first ``in`` and last ``out`` to a check against the session's car."""
+    if car is not None:
+        car.parse(value)
+    elif any_car:
         parse_any_model_configuration(value)
     else:
-        car.parse(value)
+        parse_model_configuration(value, None, None)
     if not isinstance(value, str):
         return [list(layer) for layer in value]
     inner = json.loads(value)
@@ -268,7 +273,7 @@ def _outputs_named(outputs: int, car: str | None) -> str:
     return f"one for each of the {car} car's {outputs} actions"
 
 
-def parse_model_configuration(value: Any, inputs: int = NUM_RADARS, outputs: int = NUM_ACTIONS,
+def parse_model_configuration(value: Any, inputs: int | None = NUM_RADARS, outputs: int | None = NUM_ACTIONS,
                               car: str | None = None) -> list[tuple[int, int]]:
     """The Q-network's layers as ``[(in, out), ...]`` from a JSON string or a list of pairs.
 
@@ -276,11 +281,12 @@ def parse_model_configuration(value: Any, inputs: int = NUM_RADARS, outputs: int
     twice) is accepted too, a third level is not. The first layer takes ``inputs`` (the observation: the
     classic car's 5 radars by default), the last gives ``outputs`` (one per action: the classic car's 3 by
     default), and each layer takes what the previous one gives. ``car`` (an action space) names the car
-    in the messages; :class:`CarShape` gives all three for a session's car.
+    in the messages; :class:`CarShape` gives all three for a session's car. ``None`` for ``inputs`` or
+    ``outputs`` leaves them unchecked (a request whose session's car is checked later, in the store).
     """
     name = "model_configuration"
     pairs = _layer_pairs(value)
-    if pairs[0][0] != inputs:
+    if inputs is not None and pairs[0][0] != inputs:
         raise ParameterError(
             name, value, f"the first layer must take {inputs} inputs ({_inputs_named(inputs, car)}), "
             f"not {pairs[0][0]}"
@@ -291,7 +297,7 @@ def parse_model_configuration(value: Any, inputs: int = NUM_RADARS, outputs: int
             raise ParameterError(
                 name, value, f"layer {number + 1} takes {taken} inputs but layer {number} gives {given}"
             )
-    if pairs[-1][1] != outputs:
+    if outputs is not None and pairs[-1][1] != outputs:
         raise ParameterError(
             name, value, f"the last layer must give {outputs} outputs ({_outputs_named(outputs, car)}), "
             f"not {pairs[-1][1]}"
@@ -315,6 +321,18 @@ def parse_any_model_configuration(value: Any) -> list[tuple[int, int]]:
     if pairs[0][0] == racing and 2 <= pairs[-1][1] <= MAX_ACTIONS:
         return parse_model_configuration(value, racing, pairs[-1][1])
     return parse_model_configuration(value)
+
+
+def is_default_network(value: Any) -> bool:
+    """Whether ``value`` is the default network of some car (``[[5, 9], [9, 3]]``, or RACING_HIDDEN_SIZES
+    between the racing observation and any number of outputs): one the user kept, not chose."""
+    try:
+        layers = parse_any_model_configuration(value)
+    except ValueError:
+        return False
+    if layers[0][0] == NUM_RADARS:
+        return layers == parse_model_configuration(DEFAULT_MODEL_CONFIGURATION)
+    return hidden_sizes(layers) == list(RACING_HIDDEN_SIZES)
 
 
 # ----- the car: action spaces, actions, speed range -----------------------------------------------------

@@ -46,12 +46,18 @@ from pathlib import Path
 from typing import Any
 
 from .params import (
+    DEFAULT_ENV_PARAMS,
     DEFAULT_MODEL_CONFIGURATION,
     AgentParams,
+    CarShape,
     EnvParams,
+    ParameterError,
     TrainingParams,
     check_reward_function,
-    parse_model_configuration,
+    is_default_network,
+    mismatch_advice,
+    parse_any_model_configuration,
+    stored_model_configuration,
 )
 from .safe_json import clean, dumps
 from .scores import evaluation_summary, track_figures
@@ -491,6 +497,20 @@ def _stamp(now: datetime) -> dict[str, str]:
     return {"date": now.strftime("%Y-%m-%d"), "time": now.strftime("%H:%M:%S.%f")}
 
 
+def _check_network(shape: CarShape, value: Any) -> None:
+    """ParameterError unless ``value`` is a network for the car ``shape`` (with the advice of
+    :func:`rewards_api.params.mismatch_advice` for a network of another car)."""
+    try:
+        shape.parse(value)
+    except ParameterError as exc:
+        try:
+            layers = parse_any_model_configuration(value)
+        except ValueError:
+            raise exc from None
+        raise ParameterError("model_configuration", value, mismatch_advice(exc.accepted, layers, shape)
+                             ) from None
+
+
 class SessionStore:
     """The sessions under one home folder: create, list, delete, lock, read and write their documents."""
 
@@ -838,23 +858,100 @@ class SessionStore:
 
     # -- writers used by the server and the CLI --------------------------------------------------------------
 
-    def write_env_params(self, session_id: str, params: EnvParams) -> dict[str, Any]:
-        """Store env_params.json from checked parameters; return what was written."""
+    def write_env_params(self, session_id: str, params: EnvParams, model_configuration: Any = None
+                         ) -> dict[str, Any]:
+        """Store env_params.json from checked parameters; return what was written (see :meth:`write_car`)."""
+        return self.write_car(session_id, params, model_configuration)[0]
+
+    def write_car(self, session_id: str, params: EnvParams, model_configuration: Any = None,
+                  now: datetime | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Store env_params.json, keeping the session's network fit for its car; return what was written
+        there and, if agent_params.json was written too, what it holds now (else None).
+
+        The network follows the car (its first ``in`` is the car's observation, its last ``out`` its
+        actions). With ``model_configuration`` given, it is checked against the new car and written with
+        the env params (the other agent params kept). Without it, a stored network that fits the car is
+        kept; a default one (see :func:`rewards_api.params.is_default_network`) is replaced with the car's
+        default; one the user chose that does not fit is refused, a ParameterError that says which network
+        would (nothing is written). A racing car's session without agent_params.json gets one, with the
+        car's default network, so that every reader of the files sees the network it trains.
+
+        A new car (action space, actions or speed range) means a new model, like a new network shape: the
+        model history's ``runs`` go. Everything is written under one hold of the lock.
+        """
         data = params.model_dump(mode="json", include=set(EnvParams.model_fields))
-        self.write(session_id, "env_params", data)
-        return data
+        shape = params.shape()
+        with self.lock(session_id) as paths:
+            previous = self._stored_env(paths, session_id)
+            agent = self._load(paths.agent_params, session_id)
+            network = self._network_for(shape, agent, model_configuration, paths.agent_params.exists())
+            new_car = previous is None or previous.car() != params.car()
+            written = None
+            if network is not None:
+                written = {**AgentParams().model_dump(mode="json"), **agent, "model_configuration": network}
+                self._store_agent(paths, session_id, written, now, new_model=True)
+            elif new_car:
+                history = self._load(paths.model_history, session_id)
+                if history.pop("runs", None) is not None:
+                    atomic_write_json(paths.model_history, history)
+            atomic_write_json(paths.env_params, data)
+        return data, written
+
+    def _stored_env(self, paths: SessionPaths, session_id: str) -> EnvParams | None:
+        """The session's env params (the defaults, a classic car, when not written); None if invalid."""
+        try:
+            return EnvParams(**self._load(paths.env_params, session_id))
+        except (ValueError, TypeError):
+            return None
+
+    @staticmethod
+    def _network_for(shape: CarShape, agent: dict[str, Any], given: Any, has_file: bool) -> Any:
+        """The network to write with a car's env params (None: agent_params.json stays as it is)."""
+        if given is not None:
+            _check_network(shape, given)
+            return stored_model_configuration(given, shape)
+        if not has_file or "model_configuration" not in agent:
+            return None if shape.action_space == DEFAULT_ENV_PARAMS.action_space else shape.default()
+        stored = agent["model_configuration"]
+        try:
+            parse_any_model_configuration(stored)
+        except ValueError:  # not a network at all: training says so; nothing to keep or replace here
+            return None
+        try:
+            _check_network(shape, stored)
+        except ParameterError as exc:
+            if is_default_network(stored):  # kept, not chosen: the car's own default replaces it
+                return shape.default()
+            raise ParameterError("model_configuration", stored, f"{exc.accepted}: send that network as "
+                                 "model_configuration with these env params (or write the agent params with "
+                                 "the default network first)") from None
+        return None
 
     def write_agent_params(
         self, session_id: str, params: AgentParams, now: datetime | None = None
     ) -> dict[str, Any]:
         """Store agent_params.json as sent and set model_history's ``last_created``; return model_history.
 
-        ``last_trained`` is kept. When the network's shape changes, the next training cannot reuse the
-        session's model and starts a new one, so its ``runs`` go (they describe the current model only);
+        The network is checked against the session's car (env_params.json; when that file is not valid,
+        against any car): a ParameterError for ``model_configuration`` names the inputs and outputs the car
+        needs. ``last_trained`` is kept. When the network's shape changes, the next training cannot reuse
+        the session's model and starts a new one, so its ``runs`` go (they describe the current model only);
         other changes (learning rate, epsilon, ...) keep the model, which the next training continues, and
         its ``runs``. Both files are written under one hold of the lock.
         """
         data = params.model_dump(mode="json", include=set(AgentParams.model_fields))
+        with self.lock(session_id) as paths:
+            env = self._stored_env(paths, session_id)
+            if env is None:
+                parse_any_model_configuration(data["model_configuration"])
+            else:
+                _check_network(env.shape(), data["model_configuration"])
+            return self._store_agent(paths, session_id, data, now)
+
+    def _store_agent(self, paths: SessionPaths, session_id: str, data: dict[str, Any], now: datetime | None,
+                     new_model: bool = False) -> dict[str, Any]:
+        """Write agent_params.json and model_history's ``last_created`` (the lock held); ``runs`` go with a
+        new network, or with ``new_model``. Returns model_history."""
         created = {
             **_stamp(now or datetime.now()),
             "loss": data["loss_fn"],
@@ -863,22 +960,22 @@ class SessionStore:
             "epsilon": data["epsilon"],
             "model_config": data["model_configuration"],
         }
-        with self.lock(session_id) as paths:
-            try:
-                previous = self._load(paths.agent_params, session_id)
-                layers = parse_model_configuration(previous.get("model_configuration",
+        try:
+            previous = self._load(paths.agent_params, session_id)
+            layers = parse_any_model_configuration(previous.get("model_configuration",
                                                                 DEFAULT_MODEL_CONFIGURATION))
-                same_network = layers == params.config().layers
-            except (SessionError, ValueError):  # the file held no valid network: it cannot be this one
-                same_network = False
-            atomic_write_json(paths.agent_params, data)
-            history = self._load(paths.model_history, session_id)
-            history["last_created"] = created
-            history.setdefault("last_trained", {})
-            if not same_network:
-                history.pop("runs", None)
-            paths.saved_models.mkdir(exist_ok=True)
-            atomic_write_json(paths.model_history, history)
+            same_network = not new_model and layers == parse_any_model_configuration(
+                data["model_configuration"])
+        except (SessionError, ValueError):  # the file held no valid network: it cannot be this one
+            same_network = False
+        atomic_write_json(paths.agent_params, data)
+        history = self._load(paths.model_history, session_id)
+        history["last_created"] = created
+        history.setdefault("last_trained", {})
+        if not same_network:
+            history.pop("runs", None)
+        paths.saved_models.mkdir(exist_ok=True)
+        atomic_write_json(paths.model_history, history)
         return history
 
     def write_training_params(self, session_id: str, params: TrainingParams) -> dict[str, Any]:

@@ -265,3 +265,137 @@ def test_a_warm_start_reports_this_runs_steps_and_speed(tmp_path: Path) -> None:
     total = runs[0]["steps"] + runs[1]["steps"]
     assert "Training finished: 2 episodes, record" in warm
     assert f" {runs[1]['steps']:,} steps in " in warm and f"(4 episodes, {total:,} steps in all)" in warm
+
+
+
+CLASSIC_KEYS = ["environment_name", "environment_world", "mode", "car_speed"]
+
+
+def one_line(text: str) -> str:
+    """Output with rich's line wrapping undone."""
+    return " ".join(text.split())
+
+
+def test_create_a_racing_car_and_its_network_follows(tmp_path: Path) -> None:
+    created = cli(tmp_path, "create", "d", "--action-space", "discrete", "--actions", "-30:1.5,0:4,30:1.5",
+                  "--track", "2").stdout
+    assert "discrete (3 actions) car" in created and "[[6, 64], [64, 64], [64, 3]]" in created
+    env = json.loads((tmp_path / "d" / "env_params.json").read_text())
+    actions = [{"steering_angle": -30.0, "speed": 1.5}, {"steering_angle": 0.0, "speed": 4.0},
+               {"steering_angle": 30.0, "speed": 1.5}]
+    assert env == {"environment_name": "car-race", "environment_world": 2, "mode": "training",
+                   "car_speed": 20, "action_space": "discrete", "actions": actions}
+    agent = json.loads((tmp_path / "d" / "agent_params.json").read_text())
+    assert agent["model_configuration"] == "[[6, 64], [64, 64], [64, 3]]"
+    cli(tmp_path, "create", "c", "--action-space", "continuous", "--speed-range", "1:3.5",
+        "--model", "[[6, 32], [32, 2]]")
+    assert json.loads((tmp_path / "c" / "env_params.json").read_text())["speed_range"] == [1.0, 3.5]
+    assert json.loads((tmp_path / "c" / "agent_params.json").read_text())["model_configuration"] == \
+        "[[6, 32], [32, 2]]"
+    cli(tmp_path, "create", "k")  # the classic car: the original files
+    assert list(json.loads((tmp_path / "k" / "env_params.json").read_text())) == CLASSIC_KEYS
+    assert json.loads((tmp_path / "k" / "agent_params.json").read_text())["model_configuration"] == \
+        "[[5, 9], [9, 3]]"
+
+
+DISCRETE = ("--action-space", "discrete")
+CONTINUOUS = ("--action-space", "continuous")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--action-space", "racing"),
+         "--action-space 'racing' is not valid: use 'classic', 'discrete' or 'continuous'"),
+        ((*DISCRETE, "--actions", "-30:1.5,0:9"),
+         "--actions: actions[1].speed = 9 is not valid: use a speed from 0.5 to 4 m/s"),
+        ((*DISCRETE, "--actions", "45:2,0:2"),
+         "--actions: actions[0].steering_angle = 45 is not valid: use an angle from -30 to 30 degrees"),
+        ((*DISCRETE, "--actions", "0:2"), "--actions '0:2' is not valid: give from 2 to 64 actions, not 1"),
+        ((*DISCRETE, "--actions", "0:2,0:2"), "it is the same action as actions[0]"),
+        (("--actions", "0:2,9:2"),
+         "--actions 0:2,9:2 is for the discrete car only, and the car is the classic car: add --action-space "
+         "discrete"),
+        ((*DISCRETE, "--speed-range", "1:2"), "--speed-range 1:2 is for the continuous car only"),
+        ((*CONTINUOUS, "--speed-range", "3:1"),
+         "--speed-range '3:1' is not valid: use [min, max] speeds in m/s with 0.5 <= min < max <= 4"),
+        ((*DISCRETE, "--model", "[[5, 9], [9, 3]]"),
+         "--model '[[5, 9], [9, 3]]' is not valid: the first layer must take 6 inputs (5 radars and the "
+         "speed, for the discrete car), not 5"),
+        ((*CONTINUOUS, "--model", "[[6, 9], [9, 3]]"),
+         "the last layer must give 2 outputs (the steering angle and the speed, for the continuous car), "
+         "not 3"),
+        (("--model", "[[6, 9], [9, 3]]"),
+         "--model '[[6, 9], [9, 3]]' is not valid: the first layer must take 5 inputs (the radars, for the "
+         "classic car), not 6"),
+    ],
+)
+def test_bad_cars_are_named_by_their_flags_and_nothing_is_created(tmp_path: Path, args: tuple[str, ...],
+                                                                 message: str) -> None:
+    result = runner.invoke(cli_module.app, ["--home", str(tmp_path), "create", "bad", *args],
+                           env={"COLUMNS": "300"})
+    assert result.exit_code == 2, result.output
+    assert message in one_line(result.output), result.output
+    assert not (tmp_path / "bad").exists()
+
+
+def test_set_changes_the_car_and_the_network_follows_unless_chosen(tmp_path: Path) -> None:
+    def run(*args: str) -> tuple[int, str]:
+        result = runner.invoke(cli_module.app, ["--home", str(tmp_path), *args], env={"COLUMNS": "300"})
+        return result.exit_code, one_line(result.output)
+
+    def files(session: str) -> tuple[dict, dict]:
+        return (json.loads((tmp_path / session / "env_params.json").read_text()),
+                json.loads((tmp_path / session / "agent_params.json").read_text()))
+
+    assert run("create", "s", "--lr", "0.02")[0] == 0
+    assert run("set", "s", "--action-space", "discrete", "--actions", "0:2,20:2")[0] == 0
+    env, agent = files("s")
+    assert env["action_space"] == "discrete" and len(env["actions"]) == 2
+    assert agent["model_configuration"] == "[[6, 64], [64, 64], [64, 2]]" and agent["learning_rate"] == 0.02
+    assert run("set", "s", "--actions", "0:2,20:2,-20:2")[0] == 0  # the car's own actions, new ones
+    assert files("s")[1]["model_configuration"] == "[[6, 64], [64, 64], [64, 3]]"
+    code, shown = run("set", "s", "--speed-range", "1:2")
+    assert code == 2 and "is for the continuous car only, and the car of session 's' is the discrete" in shown
+    assert run("set", "s", "--action-space", "continuous")[0] == 0  # the actions do not follow
+    env, agent = files("s")
+    assert "actions" not in env and env["speed_range"] == [0.5, 4.0]
+    assert agent["model_configuration"] == "[[6, 64], [64, 64], [64, 2]]"
+    assert run("set", "s", "--model", "[[6, 32], [32, 2]]")[0] == 0
+    # A network the user chose is not replaced: the new car needs --model.
+    code, shown = run("set", "s", "--action-space", "classic")
+    assert code == 2
+    assert ("--action-space classic: the session's network [[6, 32], [32, 2]] is not one for the classic "
+            "car, whose network takes 5 inputs and gives 3 outputs: add --model '[[5, 32], [32, 3]]'"
+            ) in shown
+    assert files("s")[0]["action_space"] == "continuous"
+    back = ("--action-space", "classic", "--model", "[[5, 32], [32, 3]]", "--lr", "0.03")
+    assert run("set", "s", *back)[0] == 0
+    env, agent = files("s")
+    assert list(env) == CLASSIC_KEYS
+    assert agent["model_configuration"] == "[[5, 32], [32, 3]]" and agent["learning_rate"] == 0.03
+    # A trained model keeps its car, as it keeps its network.
+    (tmp_path / "s" / "session_saved_models" / "model.pth").write_bytes(b"weights")
+    code, shown = run("set", "s", "--action-space", "discrete")
+    assert code == 2 and "changes the car of session 's', whose trained model drives the classic car" in shown
+    assert "rewards-api create NEW_SESSION --action-space discrete" in shown
+    assert list(files("s")[0]) == CLASSIC_KEYS
+
+
+def test_train_refuses_the_continuous_car_and_a_network_of_another_car(tmp_path: Path) -> None:
+    cli(tmp_path, "create", "c", "--action-space", "continuous")
+    result = cli(tmp_path, "train", "c", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    shown = one_line(result.stderr)
+    assert "the continuous car needs PPO" in shown and "action_space 'discrete'" in shown
+    assert "torch" not in heavy_imports("--home", str(tmp_path), "train", "c")  # refused before PyTorch
+    cli(tmp_path, "create", "d", "--action-space", "discrete")
+    agent_file = tmp_path / "d" / "agent_params.json"
+    agent = json.loads(agent_file.read_text())
+    agent_file.write_text(json.dumps({**agent, "model_configuration": "[[5, 9], [9, 3]]"}))  # edited by hand
+    result = cli(tmp_path, "train", "d", check=False)
+    shown = one_line(result.stderr)
+    assert result.returncode == 2
+    assert ("--model '[[5, 9], [9, 3]]' is not valid: the first layer must take 6 inputs (5 radars and the "
+            "speed, for the discrete car), not 5") in shown, shown
+    assert "gives 15 outputs, such as [[6, 9], [9, 15]]" in shown

@@ -24,6 +24,7 @@ from rewards_api.params import (
     as_fraction,
     check_reward_function,
     first_error_message,
+    parse_actions,
     parse_model_configuration,
     validation_errors,
 )
@@ -377,3 +378,216 @@ def test_hidden_layer_sizes_make_a_configuration_and_back() -> None:
         assert hidden_sizes(parse_model_configuration(configuration_from_hidden(hidden))) == hidden
     with pytest.raises(pydantic.ValidationError, match="from 1 to 1024"):
         AgentParams(model_configuration=configuration_from_hidden([5000]))
+
+
+# -- the car: action_space, actions, speed_range ------------------------------------------------------------
+
+
+def test_a_classic_session_keeps_the_original_four_keys() -> None:
+    for env in (EnvParams(), EnvParams(action_space="classic"), EnvParams(action_space=None, actions=None),
+                EnvParams(**{"environment_world": 2, "car_speed": 30})):
+        assert list(env.model_dump(mode="json")) == ["environment_name", "environment_world", "mode",
+                                                     "car_speed"]
+        assert env.action_space == "classic" and env.car() == {"action_space": "classic"}
+
+
+def test_the_racing_cars_defaults_and_what_they_store() -> None:
+    from rewards_api.envs.physics import DEFAULT_ACTIONS, DEFAULT_SPEED_RANGE
+
+    discrete = EnvParams(action_space="discrete")
+    assert discrete.model_dump(mode="json") == {
+        **DEFAULT_ENV_PARAMS.model_dump(), "action_space": "discrete",
+        "actions": [action.as_dict() for action in DEFAULT_ACTIONS]}
+    continuous = EnvParams(action_space=" Continuous ")
+    assert continuous.model_dump(mode="json") == {
+        **DEFAULT_ENV_PARAMS.model_dump(), "action_space": "continuous",
+        "speed_range": list(DEFAULT_SPEED_RANGE)}
+    assert EnvParams(**discrete.model_dump(mode="json")) == discrete  # a stored file reads back the same
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["-30:1.5, 0:4, 30:1.5", "-30:1.5;0:4\n30:1.5,", '[{"steering_angle": -30, "speed": 1.5}, '
+     '{"steering_angle": 0, "speed": 4}, {"steering_angle": 30, "speed": "1.5"}]',
+     [[-30, 1.5], [0, 4], [30, 1.5]], ["-30:1.5", "0:4", "30:1.5"]],
+)
+def test_actions_as_text_json_or_list(value: Any) -> None:
+    from rewards_api.envs.physics import Action
+
+    expected = [{"steering_angle": -30.0, "speed": 1.5}, {"steering_angle": 0.0, "speed": 4.0},
+                {"steering_angle": 30.0, "speed": 1.5}]
+    assert EnvParams(action_space="discrete", actions=value).actions == expected
+    objects = [Action(**item) for item in expected]
+    assert EnvParams(action_space="discrete", actions=objects).actions == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "parameter", "message"),
+    [
+        ("-30:1.5, 0:9", "actions[1].speed",
+         "actions[1].speed = 9 is not valid: use a speed from 0.5 to 4 m/s"),
+        ("0:0.2, 10:2", "actions[0].speed",
+         "actions[0].speed = 0.2 is not valid: use a speed from 0.5 to 4 m/s"),
+        ("-31:2, 0:2", "actions[0].steering_angle",
+         "actions[0].steering_angle = -31 is not valid: use an angle from -30 to 30 degrees (+ is left)"),
+        ([[0, 2], [float("nan"), 2]], "actions[1].steering_angle", "use an angle from -30 to 30 degrees"),
+        ([[0, 2], [True, 2]], "actions[1].steering_angle", "use an angle from -30 to 30 degrees"),
+        ("0:fast, 10:2", "actions[0].speed", "actions[0].speed = 'fast' is not valid: use a speed"),
+        ("0:2", "actions", "actions = '0:2' is not valid: give from 2 to 64 actions, not 1"),
+        ([], "actions", "give from 2 to 64 actions, not 0"),
+        (",".join(f"{angle / 10}:2" for angle in range(65)), "actions", "give from 2 to 64 actions, not 65"),
+        ("0:2, 15:2, 0.0:2.0", "actions[2]", "it is the same action as actions[0]: each action must differ"),
+        ("0-2, 15:2", "actions[0]", "actions[0] = '0-2' is not valid: write each action as angle:speed"),
+        ([{"steering_angle": 0, "speed": 2, "brake": 1}, [1, 2]], "actions[0]", "write each action as"),
+        ("[[0, 2], [1, 2]", "actions", "it is not valid JSON; write them as angle:speed pairs"),
+        ({"steering_angle": 0, "speed": 2}, "actions", "write them as angle:speed pairs"),
+        (42, "actions", "write them as angle:speed pairs"),
+    ],
+)
+def test_bad_actions_are_named(value: Any, parameter: str, message: str) -> None:
+    errors = refused(EnvParams, action_space="discrete", actions=value)
+    assert len(errors) == 1 and errors[0]["parameter"] == parameter, errors
+    assert message in errors[0]["message"], errors[0]["message"]
+    with pytest.raises(ParameterError) as caught:
+        parse_actions(value)
+    assert str(caught.value) == errors[0]["message"]
+
+
+@pytest.mark.parametrize(("value", "stored"), [("0.5:4", [0.5, 4.0]), ("1, 3.5", [1.0, 3.5]),
+                                               ([1, 2], [1.0, 2.0]), ("[1.5, 2.5]", [1.5, 2.5])])
+def test_speed_ranges_accepted(value: Any, stored: list[float]) -> None:
+    assert EnvParams(action_space="continuous", speed_range=value).speed_range == stored
+
+
+@pytest.mark.parametrize("value", ["3:1", "2:2", "0.2:4", "1:5", [1], [1, 2, 3], "fast", [1, None], "[1, 2",
+                                   [True, 2], 3])
+def test_bad_speed_ranges_are_named(value: Any) -> None:
+    message = only_message(EnvParams, action_space="continuous", speed_range=value)
+    assert message.startswith(f"speed_range = {value!r} is not valid: ")
+    assert message.endswith("use [min, max] speeds in m/s with 0.5 <= min < max <= 4, such as '0.5:4' or "
+                            "[0.5, 4]")
+
+
+@pytest.mark.parametrize(
+    ("car", "parameter", "message"),
+    [
+        ({"action_space": "racing"}, "action_space",
+         "action_space = 'racing' is not valid: use 'classic', 'discrete' or 'continuous'"),
+        ({"action_space": 2}, "action_space", "use 'classic', 'discrete' or 'continuous'"),
+        ({"actions": "0:2, 10:2"}, "actions", "actions = '0:2, 10:2' is not valid: it is for the discrete "
+         "car only: leave it out for the classic car, or choose action_space 'discrete'"),
+        ({"action_space": "continuous", "actions": [[0, 2], [1, 2]]}, "actions",
+         "it is for the discrete car only: leave it out for the continuous car"),
+        ({"action_space": "discrete", "speed_range": "1:2"}, "speed_range",
+         "speed_range = '1:2' is not valid: it is for the continuous car only: leave it out for the discrete "
+         "car, or choose action_space 'continuous'"),
+    ],
+)
+def test_the_other_cars_keys_are_refused(car: dict[str, Any], parameter: str, message: str) -> None:
+    errors = refused(EnvParams, **car)
+    assert errors == [{"parameter": parameter, "message": errors[0]["message"]}]
+    assert message in errors[0]["message"]
+
+
+def test_nulls_for_the_other_cars_keys_are_no_keys() -> None:
+    env = EnvParams(action_space="continuous", actions=None, speed_range=None)
+    assert env.speed_range == [0.5, 4.0] and env.actions is None
+    assert EnvParams(action_space="discrete", speed_range=None).speed_range is None
+
+
+def test_observation_size_action_count_and_default_networks() -> None:
+    from rewards_api.params import (
+        RACING_HIDDEN_SIZES,
+        action_count,
+        default_model_configuration,
+        observation_size,
+    )
+
+    assert [observation_size(space) for space in ("classic", "discrete", "continuous")] == [5, 6, 6]
+    assert action_count("classic") == 3 and action_count("continuous") == 2 and action_count("discrete") == 15
+    assert action_count("discrete", "0:2, 10:2, -10:2") == 3
+    assert default_model_configuration("classic") == DEFAULT_MODEL_CONFIGURATION
+    assert default_model_configuration("discrete") == "[[6, 64], [64, 64], [64, 15]]"
+    assert default_model_configuration("discrete", [[0, 2], [9, 2]]) == "[[6, 64], [64, 64], [64, 2]]"
+    assert default_model_configuration("continuous") == "[[6, 64], [64, 64], [64, 2]]"
+    assert RACING_HIDDEN_SIZES == (64, 64)
+    with pytest.raises(ParameterError, match="action_space = 'fast' is not valid"):
+        observation_size("fast")
+    with pytest.raises(ParameterError, match=r"actions\[1\].speed = 9"):
+        action_count("discrete", "0:2, 0:9")
+
+
+def test_parse_model_configuration_keeps_its_defaults_and_names_the_car() -> None:
+    assert parse_model_configuration("[[5, 9], [9, 3]]") == [(5, 9), (9, 3)]
+    with pytest.raises(ParameterError, match=r"must take 5 inputs \(the radars\), not 6$"):
+        parse_model_configuration("[[6, 9], [9, 3]]")
+    assert parse_model_configuration("[[6, 9], [9, 4]]", 6, 4) == [(6, 9), (9, 4)]
+    cases = [
+        ("[[5, 9], [9, 15]]", 6, 15, "discrete",
+         "the first layer must take 6 inputs (5 radars and the speed, for the discrete car), not 5"),
+        ("[[6, 9], [9, 3]]", 6, 15, "discrete",
+         "the last layer must give 15 outputs (one for each of the discrete car's 15 actions), not 3"),
+        ("[[6, 9], [9, 3]]", 6, 2, "continuous",
+         "the last layer must give 2 outputs (the steering angle and the speed, for the continuous car), "
+         "not 3"),
+        ("[[6, 9], [9, 3]]", 5, 3, "classic",
+         "the first layer must take 5 inputs (the radars, for the classic car), not 6"),
+    ]
+    for value, inputs, outputs, car, message in cases:
+        with pytest.raises(ParameterError) as caught:
+            parse_model_configuration(value, inputs, outputs, car=car)
+        assert str(caught.value) == f"model_configuration = {value!r} is not valid: {message}"
+
+
+def test_agent_params_are_checked_against_a_car_when_it_is_known() -> None:
+    from rewards_api.params import CarShape, session_agent_params
+
+    # Without a car (a file read on its own), a network that fits some car is accepted.
+    assert AgentParams(model_configuration="[[6, 64], [64, 15]]").config().layers == [(6, 64), (64, 15)]
+    discrete = CarShape.of("discrete", "0:2, 10:2, -10:2")
+    assert AgentParams.model_validate({}, context=discrete.context()).model_configuration == \
+        "[[6, 64], [64, 64], [64, 3]]"
+    message = only_message_for(discrete, model_configuration="[[6, 9], [9, 15]]")
+    assert "must give 3 outputs (one for each of the discrete car's 3 actions), not 15" in message
+    env = EnvParams(action_space="discrete", actions="0:2, 10:2, -10:2")
+    with pytest.raises(ParameterError) as caught:
+        session_agent_params(env, {"model_configuration": "[[5, 16], [16, 3]]", "learning_rate": 0.1})
+    assert caught.value.parameter == "model_configuration"
+    assert str(caught.value) == (
+        "model_configuration = '[[5, 16], [16, 3]]' is not valid: the first layer must take 6 inputs (5 "
+        "radars and the speed, for the discrete car), not 5: the session drives the discrete car "
+        "(env_params.json action_space), whose network takes 6 inputs and gives 3 outputs, such as "
+        "[[6, 16], [16, 3]]")
+    assert session_agent_params(env, {"learning_rate": 0.1}).config().layers == [(6, 64), (64, 64), (64, 3)]
+    with pytest.raises(pydantic.ValidationError, match="learning_rate"):  # other problems as before
+        session_agent_params(env, {"learning_rate": 60})
+
+
+def only_message_for(car: Any, **values: Any) -> str:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        AgentParams.model_validate(values, context=car.context())
+    errors = validation_errors(caught.value)
+    assert len(errors) == 1, errors
+    return errors[0]["message"]
+
+
+def test_the_continuous_car_needs_ppo() -> None:
+    from rewards_api.params import check_trainable
+
+    with pytest.raises(ParameterError) as caught:
+        check_trainable(EnvParams(action_space="continuous"), "dqn")
+    assert caught.value.parameter == "learning_algorithm"
+    assert "the continuous car needs PPO" in str(caught.value)
+    assert "action_space 'discrete'" in str(caught.value)
+    for space in ("classic", "discrete"):
+        check_trainable(EnvParams(action_space=space), "dqn")
+
+
+def test_default_networks_are_told_from_chosen_ones() -> None:
+    from rewards_api.params import is_default_network
+
+    for value in ("[[5, 9], [9, 3]]", json.dumps("[[5, 9], [9, 3]]"), [[5, 9], [9, 3]],
+                  "[[6, 64], [64, 64], [64, 15]]", "[[6, 64], [64, 64], [64, 2]]"):
+        assert is_default_network(value), value
+    for value in ("[[5, 16], [16, 3]]", "[[6, 64], [64, 15]]", "[[6, 9], [9, 2]]", "not json", None):
+        assert not is_default_network(value), value

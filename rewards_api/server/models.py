@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..params import AgentParams, EnvParams, ParameterError, TrainingParams
+from ..params import AgentParams, EnvParams, ParameterError, TrainingParams, stored_model_configuration
 from ..store import validate_session_id
 
 
@@ -27,12 +27,35 @@ class SessionRequest(BaseModel):
         return check_session_id(value)
 
 
+def network_form(value: Any) -> Any:
+    """A ``model_configuration`` whose form is checked here; its inputs and outputs are checked against the
+    session's car by the store, so that the message names that car's numbers."""
+    return stored_model_configuration(value, any_car=False)
+
+
 class EnvParamsRequest(EnvParams, SessionRequest):
-    """``POST /write_env_params``."""
+    """``POST /write_env_params``: the original four keys, and (optional) the car. A new car's network
+    follows it (see ``SessionStore.write_car``); ``model_configuration``, when given, is the network to
+    write to agent_params.json with it (it is not a key of env_params.json)."""
+
+    model_configuration: str | list[list[int]] | None = Field(
+        None, description="Optional: the network for the car these env params choose, written to "
+        "agent_params.json with them (first in: the car's observation, last out: its actions). Without it "
+        "a network that fits is kept, a default one follows the car, and one that does not fit is refused.")
+
+    @field_validator("model_configuration", mode="before")
+    @classmethod
+    def _check_network(cls, value: Any) -> Any:
+        return None if value is None else network_form(value)
 
 
 class AgentParamsRequest(AgentParams, SessionRequest):
-    """``POST /write_agent_params``."""
+    """``POST /write_agent_params``: the network is checked against the session's car by the store."""
+
+    @field_validator("model_configuration", mode="before")
+    @classmethod
+    def _check_layers(cls, value: Any, info: Any) -> Any:
+        return network_form(value)
 
 
 class TrainingParamsRequest(SessionRequest):
@@ -135,6 +158,8 @@ class CreateSessionResponse(StatusResponse):
 
 class EnvParamsResponse(MessageResponse):
     env_params: dict[str, Any]
+    agent_params: dict[str, Any] | None = Field(
+        None, description="Present when agent_params.json was written too: the network followed a new car.")
 
 
 class ModelHistoryResponse(StatusResponse):

@@ -154,8 +154,12 @@ def _existing(store: SessionStore, session_id: str) -> None:
 @router.post("/write_env_params", summary="Write env_params.json", response_model=EnvParamsResponse)
 def write_env_params(store: Store, body: EnvParamsRequest) -> SafeJSONResponse:
     _existing(store, body.session_id)
-    stored = store.write_env_params(body.session_id, EnvParams(**params_of(body)))
-    return ok(message="env_params.json written", env_params=stored)
+    env = EnvParams(**params_of(body))
+    stored, agent = store.write_car(body.session_id, env, body.model_configuration)
+    if agent is None:
+        return ok(message="env_params.json written", env_params=stored)
+    return ok(message=f"env_params.json written, and agent_params.json: the {env.action_space} car's network "
+              f"is {agent['model_configuration']}", env_params=stored, agent_params=agent)
 
 
 @router.post("/write_agent_params", summary="Write agent_params.json and start a new model",
@@ -164,7 +168,9 @@ def write_env_params(store: Store, body: EnvParamsRequest) -> SafeJSONResponse:
              response_model=ModelHistoryResponse)
 def write_agent_params(store: Store, body: AgentParamsRequest) -> SafeJSONResponse:
     _existing(store, body.session_id)
-    history = store.write_agent_params(body.session_id, AgentParams(**params_of(body)))
+    # Checked by the request model, but for the network's inputs and outputs: the store checks them against
+    # the session's car (validating here would check them against the classic car's).
+    history = store.write_agent_params(body.session_id, AgentParams.model_construct(**params_of(body)))
     return ok(last_created=history.get("last_created", {}), last_trained=history.get("last_trained", {}))
 
 
