@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from rewards_api.agents.dqn import QNetwork
 from rewards_api.cli import app
 from rewards_api.cloud import Standing, local_leaderboard, rank
-from rewards_api.envs.physics import ACTION_SPACES, STEP_SECONDS
+from rewards_api.envs.physics import ACTION_SPACES, DEFAULT_ACTIONS, STEP_SECONDS
+from rewards_api.envs.racing import car_spec
 from rewards_api.envs.reference import reference_lap_time
 from rewards_api.envs.tracks import get_track
 from rewards_api.params import AgentParams, EnvParams, TrainingParams
@@ -62,6 +63,28 @@ def driven_session(store: SessionStore, session_id: str, reward: str, laps: bool
     store.write_training_params(session_id, TrainingParams(reward_function=reward))
     weights = io.BytesIO()
     torch.save(driver(laps).state_dict(), weights)
+    atomic_write_bytes(store.paths(session_id).model, weights.getvalue())
+
+
+def racing_session(store: SessionStore, session_id: str, reward: str, speed: float) -> None:
+    """A ``discrete`` car's session whose ``[[6, 15]]`` network needs no training: it drives the default
+    actions of one speed only (m/s), steering full left or right towards the side with more room. At 1.5 m/s
+    it laps the evaluation track; at 2.5 m/s its tyres cannot hold the bends and it runs off."""
+    store.create(session_id)
+    store.write_env_params(session_id, EnvParams(environment_world=1, action_space="discrete"),
+                           model_configuration="[[6, 15]]")
+    store.write_training_params(session_id, TrainingParams(reward_function=reward))
+    network = QNetwork([(6, 15)], car_spec("discrete").observation_space().high.tolist())
+    with torch.no_grad():
+        weight, bias = network.layers[0].weight, network.layers[0].bias
+        weight.zero_()
+        bias.fill_(-100.0)  # the other speeds: never chosen
+        for index, action in enumerate(DEFAULT_ACTIONS):
+            if action.speed == speed:
+                bias[index] = 0.0
+                weight[index, :5] = torch.tensor([-1.0, -1.0, 0.0, 1.0, 1.0]) * action.steering_angle / 3
+    weights = io.BytesIO()
+    torch.save(network.state_dict(), weights)
     atomic_write_bytes(store.paths(session_id).model, weights.getvalue())
 
 
@@ -181,6 +204,29 @@ def test_a_million_a_step_that_never_laps_ranks_below_a_car_that_laps(store: Ses
     table = CliRunner().invoke(app, ["--home", str(store.home), "evaluate", "millions", "--mode",
                                      "evaluation"], env={"COLUMNS": "200"}).output
     assert table.count("off track") >= 5 and "no lap" in table and "reference lap" in table
+
+
+def test_the_racing_car_is_timed_and_the_faster_lap_ranks_first(store: SessionStore) -> None:
+    """Real evaluations of three cars that need no training: the discrete car at 1.5 m/s laps faster than
+    the classic car (1 m/s); at 2.5 m/s it runs off in the first bends, whatever its reward pays."""
+    racing_session(store, "careful", ALIVE, speed=1.5)
+    racing_session(store, "reckless", MILLIONS, speed=2.5)
+    driven_session(store, "classic", ALIVE, laps=True)
+    trials: list[Any] = []
+    careful = evaluate(store, "careful", "evaluation", 1, num_trials=5, on_event=trials.append)
+    reckless = evaluate(store, "reckless", "evaluation", 1, num_trials=5)
+    classic = evaluate(store, "classic", "evaluation", 1, num_trials=5)
+    assert (careful["car"], reckless["car"], classic["car"]) == ("discrete", "discrete", "classic")
+    assert careful["laps_completed"] == 5 and careful["off_track_count"] == 0
+    times = [trial.time for trial in trials]
+    assert careful["best_lap_time"] == min(times) and careful["mean_lap_time"] == round(sum(times) / 5, 2)
+    track = get_track(1, "evaluation")
+    start = times.index(min(times)) * track.num_waypoints // 5
+    assert careful["best_lap_ratio"] == round(min(times) / reference_lap_time(track, start), 3) > 1
+    assert careful["best_lap_time"] < classic["best_lap_time"]
+    assert reckless["laps_completed"] == 0 and reckless["off_track_count"] == 5
+    assert reckless["record"] > classic["record"] * 1000
+    assert [s.session_id for s in local_leaderboard(store.home)] == ["careful", "classic", "reckless"]
 
 
 def test_ties_go_to_the_faster_lap_then_the_further_progress(store: SessionStore, evaluated_session: Any

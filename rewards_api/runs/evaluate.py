@@ -25,14 +25,14 @@ import torch
 
 from ..agents.dqn import QNetwork, load_q_network
 from ..envs import ENV_ID
-from ..envs.physics import DEFAULT_ACTION_SPACE, STEP_SECONDS
+from ..envs.physics import STEP_SECONDS
 from ..envs.reference import reference_lap_time
 from ..envs.reward import compile_reward_source
 from ..envs.tracks import Track
 from ..scores import final_eval_score
 from ..store import SessionStore
 from .events import Event, TrialFinished, score_value
-from .train import SessionSetup, load_setup
+from .train import SessionSetup, car_options, load_setup
 
 __all__ = ["DEFAULT_TRIALS", "CarPose", "ModelNotTrained", "TrialResult", "evaluate", "final_eval_score",
            "greedy_trials", "lap_metrics", "load_best_model"]
@@ -153,23 +153,6 @@ def lap_metrics(results: Sequence[TrialResult], track: Track) -> dict[str, Any]:
     }
 
 
-def _car_options(env_params: Any) -> dict[str, Any]:
-    """The env's car options for a session's env_params: none for the classic car (the env's default,
-    so that an old session's env is made exactly as before); the action space and its actions or speed
-    range for the racing car."""
-    car = getattr(env_params, "action_space", DEFAULT_ACTION_SPACE)
-    if car == DEFAULT_ACTION_SPACE:
-        return {}
-    options: dict[str, Any] = {"action_space": car}
-    actions, speeds = getattr(env_params, "actions", None), getattr(env_params, "speed_range", None)
-    if car == "discrete" and actions is not None:  # dicts, pairs or Actions (a model of them: its dicts)
-        options["actions"] = [action.model_dump() if hasattr(action, "model_dump") else action
-                              for action in actions]
-    if car == "continuous" and speeds is not None:
-        options["speed_range"] = tuple(speeds)
-    return options
-
-
 def evaluate(
     store: SessionStore,
     session_id: str,
@@ -192,7 +175,7 @@ def evaluate(
     setup = load_setup(store, session_id)
     network = load_best_model(store, session_id, setup)
     reward = compile_reward_source(setup.reward_source)
-    options = _car_options(setup.env)
+    options = car_options(setup.env)
     env = gym.make(ENV_ID, track=track, mode=mode, reward_function=reward, **options).unwrapped
     started = time.perf_counter()
     results = greedy_trials(network, env, num_trials, emit, poses)
@@ -206,7 +189,7 @@ def evaluate(
         "total_elapsed_time": round(elapsed, 4),
         "evaluated_at": datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f"),
         **lap_metrics(results, env.track),
-        "car": options.get("action_space", DEFAULT_ACTION_SPACE),
+        "car": options["action_space"],
     }
     store.record_evaluation(session_id, mode, str(track), metrics)
     return metrics
