@@ -6,12 +6,23 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
+from ..scores import lap_text
 from ..server.routes import TRACK_FILES
-from .frame import attempt, open_page, page_body, score, track_label
+from .frame import (
+    attempt,
+    difficulty_badge,
+    load_catalogue,
+    open_page,
+    page_body,
+    score,
+    track_facts,
+    track_label,
+)
 
-LEADERBOARD_COLUMNS = (("rank", "#"), ("who", "User"), ("session_id", "Model"), ("score", "Score"),
-                       ("record", "Best on unseen track"), ("laps", "Laps"), ("progress", "Progress"),
-                       ("source", "From"))
+LEADERBOARD_COLUMNS = (("rank", "#"), ("who", "User"), ("session_id", "Model"), ("laps", "Laps"),
+                       ("best_lap", "Best lap"), ("progress", "Progress"), ("car", "Car"),
+                       ("score", "Score (its reward's units)"), ("source", "From"))
+"""The leaderboard's columns, in the order it ranks by: laps, best lap, progress (on the unseen track)."""
 
 
 @ui.page("/environments")
@@ -20,6 +31,7 @@ async def environments_page(request: Request) -> RedirectResponse | None:
     if isinstance(lab, RedirectResponse):
         return lab
     environments = await attempt(lab.call("GET", "/get_all_envs"), "list the environments") or []
+    catalogue = await load_catalogue(lab)
     with page_body():
         ui.label("Environments").classes("text-2xl font-bold")
         for environment in environments:
@@ -33,9 +45,27 @@ async def environments_page(request: Request) -> RedirectResponse | None:
                 if released:
                     with ui.element("div").classes("grid grid-cols-2 md:grid-cols-4 gap-3 w-full"):
                         for name, (mode, number) in TRACK_FILES.items():
-                            with ui.column().classes("gap-1"):
+                            entry = catalogue.get((mode, str(number)))
+                            with ui.column().classes("gap-1 items-center"):
                                 ui.image(lab.url(f"tracks/{name}")).classes("w-full rounded border")
-                                ui.label(track_label(mode, number)).classes("text-sm text-center w-full")
+                                with ui.row().classes("items-center gap-2"):
+                                    ui.label(track_label(mode, number)).classes("text-sm")
+                                    difficulty_badge(entry)
+                                if entry:
+                                    ui.label(track_facts({**entry, "difficulty": None})) \
+                                        .classes("text-xs text-gray-500")
+                    named = [entry for key, entry in catalogue.items() if not key[1].isdigit()]
+                    if named:
+                        ui.label("More tracks to evaluate a model on (Evaluate, on its card):") \
+                            .classes("text-sm text-gray-600")
+                        with ui.row().classes("gap-x-5 gap-y-1 flex-wrap") \
+                                .props('data-testid="named-tracks"'):
+                            for entry in named:
+                                with ui.row().classes("items-center gap-1 no-wrap text-sm"):
+                                    ui.label(track_label(entry["mode"], entry["track"]))
+                                    difficulty_badge(entry)
+                                    ui.label(track_facts({**entry, "difficulty": None})) \
+                                        .classes("text-xs text-gray-500")
                     ui.button("Create a model on it", icon="add", on_click=lambda: ui.navigate.to("/new"))
     return None
 
@@ -48,18 +78,21 @@ async def leaderboard_page(request: Request) -> RedirectResponse | None:
     answer = await attempt(lab.call("GET", "/leaderboard"), "read the leaderboard")
     with page_body():
         ui.label("Leaderboard").classes("text-2xl font-bold")
-        ui.label("Evaluated models, best first: the score is each evaluated track's best score divided by "
-                 "the trials, summed; ties go to more laps, then more progress on the unseen track.") \
-            .classes("text-sm text-gray-600")
+        ui.label("Evaluated models, best first: by laps completed on the unseen evaluation track, then the "
+                 "best lap time there (beside the track's reference lap, the physical limit), then progress. "
+                 "The score is in each model's own reward units, so it is shown but never decides a place.") \
+            .classes("text-sm text-gray-600").props('data-testid="leaderboard-rule"')
         if answer is None:
             return None
         if answer.get("bucket_error"):
             ui.label(f"The shared bucket could not be read: {answer['bucket_error']}").classes("text-warning")
         rows = [{
             "rank": entry["rank"], "who": entry["user"] or "owner", "session_id": entry["session_id"],
-            "score": score(entry["score"]), "record": score(entry["record"]),
+            "score": score(entry["score"]),
             "laps": ("—" if entry["laps_completed"] is None
                      else f"{entry['laps_completed']} / {entry['num_trials']}"),
+            "best_lap": lap_text(entry.get("best_lap_time"), entry.get("best_lap_ratio")) or "—",
+            "car": entry.get("car") or "—",
             "progress": "—" if entry["mean_progress"] is None else f"{entry['mean_progress']:.0f} %",
             "source": "this server" if entry["source"] == "local" else "shared bucket",
         } for entry in answer["leaderboard"]]

@@ -1,4 +1,4 @@
-"""Creating a model in four steps: name, track, network and training, reward function.
+"""Creating a model in five steps: name, track, car, network and training, reward function.
 
 The rules are the server's: the name is checked with the store's own validator, the hyper-parameters
 with the API's own parameter model, and the reward function by the API (which runs it in a sandbox on
@@ -7,6 +7,7 @@ sample cars and names the line of any error). The session is written through the
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pydantic
@@ -21,16 +22,26 @@ from ..params import (
     MAX_CAR_SPEED,
     OPTIMIZERS,
     AgentParams,
+    CarShape,
     EnvParams,
     TrainingParams,
     configuration_from_hidden,
     hidden_sizes,
-    parse_model_configuration,
     validation_errors,
 )
 from ..store import SESSION_ID_RULE, InvalidSessionId, validate_session_id
+from .car import CarPicker
 from .client import ApiError, LabClient
-from .frame import TRAINING_TRACKS, attempt, open_page, page_body, track_label
+from .frame import (
+    TRAINING_TRACKS,
+    attempt,
+    difficulty_badge,
+    load_catalogue,
+    open_page,
+    page_body,
+    track_facts,
+    track_label,
+)
 
 DEFAULT_AGENT = AgentParams()
 DEFAULT_ENV = EnvParams()
@@ -49,7 +60,13 @@ HELP = {
 
 
 def hidden_text(configuration: Any) -> str:
-    return ", ".join(str(size) for size in hidden_sizes(parse_model_configuration(configuration)))
+    """The hidden layer sizes of a ``model_configuration`` ("9" for ``[[5, 9], [9, 3]]``), whatever the car's
+    inputs and outputs."""
+    layers = configuration
+    for _ in range(2):  # a JSON text, or one encoded twice (see params.MAX_LAYERS_DECODES)
+        if isinstance(layers, str):
+            layers = json.loads(layers)
+    return ", ".join(str(size) for size in hidden_sizes(layers))
 
 
 def parse_hidden(text: str) -> list[int]:
@@ -66,21 +83,25 @@ async def new_model_page(request: Request) -> RedirectResponse | None:
     if isinstance(lab, RedirectResponse):
         return lab
     existing = set(await attempt(lab.session_ids(), "list your models") or [])
+    catalogue = await load_catalogue(lab)
     with page_body():
         ui.label("New model").classes("text-2xl font-bold")
-        Wizard(lab, existing)
+        Wizard(lab, existing, catalogue)
     return None
 
 
 class Wizard:
-    def __init__(self, lab: LabClient, existing: set[str]) -> None:
+    def __init__(self, lab: LabClient, existing: set[str],
+                 catalogue: dict[tuple[str, str], dict[str, Any]] | None = None) -> None:
         self.lab = lab
         self.existing = existing
+        self.catalogue = catalogue or {}
         self.created: str | None = None  # set once the session exists, so that a retry does not re-create it
         self.track = DEFAULT_ENV.environment_world
         with ui.stepper().props("vertical header-nav=false").classes("w-full") as self.stepper:
             self.name_step()
             self.track_step()
+            self.car_step()
             self.model_step()
             self.reward_step()
 
@@ -117,15 +138,26 @@ class Wizard:
             self.track_cards: dict[int, ui.card] = {}
             with ui.element("div").classes("grid grid-cols-1 sm:grid-cols-3 gap-3 w-full"):
                 for number in TRAINING_TRACKS:
+                    entry = self.catalogue.get(("training", str(number)))
                     with ui.card().classes("cursor-pointer p-2 gap-1 track-choice") \
                             .props(f'data-testid="track-{number}"') \
                             .on("click", lambda number=number: self.pick_track(number)) as card:
                         ui.image(self.lab.url(f"tracks/track-{number}.png")).classes("w-full rounded")
-                        ui.label(track_label("training", number)).classes("text-center w-full font-medium")
+                        with ui.row().classes("w-full justify-center items-center gap-2"):
+                            ui.label(track_label("training", number)).classes("font-medium")
+                            difficulty_badge(entry)
+                        if entry:
+                            ui.label(track_facts({**entry, "difficulty": None})) \
+                                .classes("text-xs text-gray-500 text-center w-full") \
+                                .props(f'data-testid="track-{number}-facts"')
                     self.track_cards[number] = card
+            if self.catalogue:
+                ui.label("The reference lap is the fastest lap the racing car's grip, acceleration and "
+                         "brakes allow along the centre line: the time to race against.") \
+                    .classes("text-xs text-gray-500")
             self.pick_track(self.track)
             self.car_speed = ui.slider(min=1, max=MAX_CAR_SPEED, value=DEFAULT_ENV.car_speed) \
-                .props("label-always").classes("w-80")
+                .props("label-always").classes("w-80 mt-8")
             ui.label(f"Video speed (frames per second): {HELP['car_speed']}").classes("text-xs text-gray-500")
             with ui.stepper_navigation():
                 ui.button("Next", on_click=self.stepper.next).props('data-testid="next-track"')
@@ -136,7 +168,46 @@ class Wizard:
         for other, card in self.track_cards.items():
             card.classes(add="chosen" if other == number else "", remove="" if other == number else "chosen")
 
-    # ----- 3. network and training -----------------------------------------------------------------------
+    # ----- 3. car ----------------------------------------------------------------------------------------
+    def car_step(self) -> None:
+        self.network_default: str | None = None  # the hidden sizes the car's default network has
+        with ui.step("Car"):
+            ui.label("The car and what it can do: the classic car of the original, or a racing car whose "
+                     "speed your reward function has to earn.").classes("text-sm")
+            self.car = CarPicker(self.car_changed)
+            with ui.stepper_navigation():
+                ui.button("Next", on_click=self.after_car).props('data-testid="next-car"')
+                ui.button("Back", on_click=self.stepper.previous).props("flat")
+
+    def car_shape(self) -> CarShape | None:
+        """What the chosen car asks of the network (inputs, outputs); ``None`` while its actions are wrong."""
+        space = self.car.car
+        try:
+            return CarShape.of(space, self.car.actions if space == "discrete" else None)
+        except ValueError:
+            return None
+
+    def car_changed(self) -> None:
+        """The network follows the car: its default hidden layers (unless the user changed them) and its
+        inputs and outputs."""
+        if not hasattr(self, "shape"):  # the car's first draw, before the network's step exists
+            return
+        shape = self.car_shape()
+        if shape is not None:
+            default = hidden_text(shape.default())
+            field = self.fields["hidden"]
+            if self.network_default is None or field.value == self.network_default:
+                field.value = default
+            self.network_default = default
+            what = "the 5 radars" if shape.action_space == "classic" else "the 5 radars and the speed"
+            self.shape.text = (f"For this car the network takes {shape.inputs} inputs ({what}) and gives "
+                               f"{shape.outputs} outputs (one per action).")
+
+    def after_car(self) -> None:
+        if self.car.check():
+            self.stepper.next()
+
+    # ----- 4. network and training -----------------------------------------------------------------------
     def model_step(self) -> None:
         with ui.step("Network and training"):
             ui.label("The original's defaults are a good start.").classes("text-sm")
@@ -158,6 +229,8 @@ class Wizard:
                                               format="%g"))
                 self.field("epsilon", ui.number("Epsilon (exploration, %)", value=DEFAULT_AGENT.epsilon,
                                                 step=1, format="%g"))
+            self.shape = ui.label().classes("text-xs text-gray-500").props('data-testid="network-shape"')
+            self.car_changed()
             self.model_error = ui.label().classes("text-negative").props('data-testid="model-error"')
             with ui.stepper_navigation():
                 ui.button("Next", on_click=self.after_model).props('data-testid="next-model"')
@@ -176,9 +249,13 @@ class Wizard:
                   ("loss_fn", "optimizer", "learning_rate", "num_episodes", "gamma", "epsilon")}
         if values["num_episodes"] is not None and float(values["num_episodes"]).is_integer():
             values["num_episodes"] = int(values["num_episodes"])
-        values["model_configuration"] = configuration_from_hidden(parse_hidden(self.fields["hidden"].value))
-        try:
-            AgentParams(**values)  # the API's own parameter model: the same rules, said the same way
+        shape = self.car_shape()
+        if shape is None:
+            raise ValueError("the car's actions are not valid: correct them in the Car step")
+        hidden = parse_hidden(self.fields["hidden"].value)
+        values["model_configuration"] = configuration_from_hidden(hidden, shape.inputs, shape.outputs)
+        try:  # the API's own parameter model, checking the network against the car: the same rules and words
+            AgentParams.model_validate(values, context=shape.context())
         except pydantic.ValidationError as exc:
             raise ValueError("; ".join(problem["message"] for problem in validation_errors(exc))) from None
         return values
@@ -192,7 +269,7 @@ class Wizard:
         self.model_error.text = ""
         self.stepper.next()
 
-    # ----- 4. reward function ----------------------------------------------------------------------------
+    # ----- 5. reward function ----------------------------------------------------------------------------
     def reward_step(self) -> None:
         with ui.step("Reward function"):
             ui.label("Python: reward_function(params) returns a number after every step. The car learns to "
@@ -258,6 +335,9 @@ class Wizard:
             self.stepper.set_value("Name")
             self.name.validate()
             return
+        if not self.car.check():
+            self.stepper.set_value("Car")
+            return
         try:
             agent = self.agent_params()
         except ValueError as exc:
@@ -273,7 +353,8 @@ class Wizard:
             self.created = name
             self.existing.add(name)
         env = {"session_id": name, "environment_name": DEFAULT_ENV.environment_name,
-               "environment_world": self.track, "mode": "training", "car_speed": int(self.car_speed.value)}
+               "environment_world": self.track, "mode": "training", "car_speed": int(self.car_speed.value),
+               **self.car.env_params()}
         training = {"session_id": name, "learning_algorithm": self.fields["learning_algorithm"].value,
                     "enable_wandb": False, "reward_function": self.editor.value}
         for path, body in (("/write_env_params", env), ("/write_agent_params", {"session_id": name, **agent}),

@@ -125,15 +125,73 @@ async def attempt(action: Awaitable[T], doing: str) -> T | None:
 
 
 def track_label(mode: str, key: str | int) -> str:
-    """How the lab names a track: "Training track 2", "Evaluation track (unseen)"."""
+    """How the lab names a track: "Training track 2", "Evaluation track (unseen)", and a named track by its
+    catalogue title ("Serpent", "Gauntlet (unseen)") once the catalogue is read (:func:`load_catalogue`)."""
     if mode == "evaluation" and str(key) == "1":
         return "Evaluation track (unseen)"
+    if str(key).isdigit():
+        return f"{mode.capitalize()} track {key}"
+    entry = _catalogue.get((mode, str(key))) if _catalogue else None
+    if entry:
+        return entry["title"] + (" (unseen)" if mode == "evaluation" else "")
     return f"{mode.capitalize()} track {key}"
 
 
 TRACK_CHOICES = {(mode, key): track_label(mode, key) for mode, keys in TRACKS.items() for key in keys}
-"""Every built-in track a model can be evaluated on, by (mode, track key)."""
+"""Every built-in track a model can be evaluated on, by (mode, track key), before the catalogue is read."""
 TRAINING_TRACKS = [int(key) for key in TRACKS["training"]]
+DIFFICULTY_COLOURS = {"beginner": "positive", "intermediate": "primary", "advanced": "orange",
+                      "expert": "negative"}
+
+_catalogue: dict[tuple[str, str], dict[str, Any]] | None = None
+
+
+async def load_catalogue(lab: LabClient) -> dict[tuple[str, str], dict[str, Any]]:
+    """The built-in tracks (``GET /api/v1/tracks``: title, difficulty, reference lap time...) by (mode,
+    track key), read once per process (they are the server's own); empty when it cannot be read."""
+    global _catalogue
+    if _catalogue is None:
+        try:
+            answer = await lab.call("GET", "/tracks")
+        except ApiError:
+            return {}
+        _catalogue = catalogue_by_track(answer)
+    return _catalogue
+
+
+def catalogue_by_track(answer: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """The ``GET /api/v1/tracks`` answer's tracks by (mode, track key): ``("training", "1")``,
+    ``("evaluation", "gauntlet")``."""
+    tracks = answer.get("tracks") if isinstance(answer, dict) else None
+    return {(entry["mode"], str(entry["track"])): entry for entry in tracks or []
+            if isinstance(entry, dict) and {"mode", "track", "title"} <= set(entry)}
+
+
+def track_facts(entry: dict[str, Any] | None) -> str:
+    """A catalogue entry's difficulty and reference lap: "beginner · reference lap 8.7 s" ("" for none)."""
+    if not entry:
+        return ""
+    parts = [str(entry["difficulty"])] if entry.get("difficulty") else []
+    reference = entry.get("reference_lap_time")
+    if isinstance(reference, (int, float)) and not isinstance(reference, bool) and reference > 0:
+        parts.append(f"reference lap {reference:.1f} s")
+    return " · ".join(parts)
+
+
+def difficulty_badge(entry: dict[str, Any] | None) -> None:
+    """A catalogue entry's difficulty as a coloured badge (nothing without one)."""
+    if entry and entry.get("difficulty"):
+        ui.badge(str(entry["difficulty"]), color=DIFFICULTY_COLOURS.get(str(entry["difficulty"]), "grey"))
+
+
+def track_choices(catalogue: dict[tuple[str, str], dict[str, Any]], mode: str | None = None
+                  ) -> dict[str, str]:
+    """Tracks to pick from, as ``{"mode:key": "label · difficulty · reference lap"}``: the catalogue's (of
+    ``mode`` only, when given), or the built-in ones before there is a catalogue."""
+    if not catalogue:
+        return {f"{m}:{key}": label for (m, key), label in TRACK_CHOICES.items() if mode in (None, m)}
+    return {f"{m}:{key}": " · ".join(filter(None, (track_label(m, key), track_facts(entry))))
+            for (m, key), entry in catalogue.items() if mode in (None, m)}
 
 
 def score(value: float | None) -> str:

@@ -6,21 +6,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
+from ..scores import lap_text
 from .client import ApiError, LabClient
 from .frame import (
-    TRACK_CHOICES,
     TRAINING_TRACKS,
     attempt,
     dialog_actions,
+    load_catalogue,
     open_page,
     page_body,
     score,
+    track_choices,
     track_label,
     when,
 )
@@ -31,17 +34,69 @@ STATE_COLOURS = {"queued": "orange", "running": "positive", "finished": "grey", 
                  "failed": "negative"}
 
 
+def count(value: Any, trials: Any) -> str:
+    """``"2 / 5"`` for a whole count of the trials, "—" for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool) and isinstance(trials, int):
+        return f"{value} / {trials}"
+    return "—"
+
+
+def percent(metrics: dict[str, Any]) -> str:
+    """The completion of a lap, per cent: ``completion_percent`` when recorded, else ``mean_progress``."""
+    for key in ("completion_percent", "mean_progress"):
+        value = metrics.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return f"{value:.0f} %"
+    return "—"
+
+
+def timed(metrics: dict[str, Any]) -> bool:
+    """Whether an evaluation recorded lap times (one made before the racing car did not)."""
+    return any(key in metrics for key in ("best_lap_time", "off_track_count", "reference_lap_time"))
+
+
+def best_lap(metrics: dict[str, Any], laps: dict[str, Any] | None) -> str:
+    """The best lap beside the reference ("12.3 s (1.18x reference)", with a multiplication sign), "no lap"
+    for an evaluation that timed none, "—" for one made before lap times were recorded. ``laps``: the
+    card's ``lap_times`` entry for the track."""
+    shown = (laps or {}).get("best_lap") or lap_text(metrics.get("best_lap_time"),
+                                                     metrics.get("best_lap_ratio"))
+    if shown:
+        return shown
+    return "no lap" if timed(metrics) else "—"
+
+
+def reference_lap(metrics: dict[str, Any]) -> str | None:
+    """The track's reference lap, "10.4 s", when the evaluation recorded it."""
+    value = metrics.get("reference_lap_time")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return f"{value:.1f} s"
+    return None
+
+
 def evaluation_rows(card: dict[str, Any]) -> list[dict[str, Any]]:
     """The card's evaluations as table rows: one per evaluated track."""
     rows = []
+    lap_times = card.get("lap_times") or {}
     for mode, tracks in card["evaluation"].items():
         for track, metrics in tracks.items():
             if metrics:
                 rows.append({"track": track_label(mode, track),
                              "record": score(metrics["record"]),
                              "laps": f"{metrics['laps_completed']} / {metrics['num_trials']}",
-                             "progress": f"{metrics['mean_progress']:.0f} %"})
+                             "progress": percent(metrics),
+                             "best_lap": best_lap(metrics, (lap_times.get(mode) or {}).get(track)),
+                             "off_track": count(metrics.get("off_track_count"), metrics.get("num_trials")),
+                             "timed": timed(metrics)})
     return rows
+
+
+EVALUATION_COLUMNS = (("track", "Track"), ("record", "Best score"), ("laps", "Laps"),
+                      ("progress", "Progress"))
+LAP_COLUMNS = (("best_lap", "Best lap"), ("off_track", "Off track"))
+"""The columns of evaluations that timed their laps (shown when one of the card's did)."""
+_WRAPPED = {"track", "best_lap"}
+"""Columns whose text may take two lines, so that a card's table fits its card."""
 
 
 def evaluation_table(card: dict[str, Any]) -> None:
@@ -49,10 +104,23 @@ def evaluation_table(card: dict[str, Any]) -> None:
     if not rows:
         ui.label("Not evaluated yet").classes("text-sm text-gray-500")
         return
-    columns = [{"name": key, "label": label, "field": key, "align": "left"} for key, label in
-               (("track", "Track"), ("record", "Best score"), ("laps", "Laps"), ("progress", "Progress"))]
+    shown = EVALUATION_COLUMNS + (LAP_COLUMNS if any(row["timed"] for row in rows) else ())
+    columns = [{"name": key, "label": label, "field": key, "align": "left",
+                **({"classes": "whitespace-normal", "style": "min-width: 6rem"} if key in _WRAPPED else {})}
+               for key, label in shown]
     ui.table(columns=columns, rows=rows).props("dense flat").classes("w-full") \
         .props('data-testid="evaluation-results"')
+
+
+def car_text(environment: dict[str, Any]) -> str:
+    """The session's car in a few words: "classic car", "racing car, 15 actions", "racing car, continuous"."""
+    space = environment.get("action_space") or "classic"
+    if space == "discrete":
+        actions = environment.get("actions")
+        return f"racing car, {len(actions)} actions" if isinstance(actions, list) else "racing car"
+    if space == "continuous":
+        return "racing car, continuous"
+    return "classic car"
 
 
 def broken_card(name: str, message: str) -> None:
@@ -73,7 +141,7 @@ async def models_page(request: Request) -> RedirectResponse | None:
             ui.space()
             ui.button("New model", icon="add", on_click=lambda: ui.navigate.to("/new")) \
                 .props('data-testid="new-model"')
-        cards = ModelCards(lab)
+        cards = ModelCards(lab, await load_catalogue(lab))
         await cards.show()
         ui.timer(2.0, cards.follow_jobs)
     return None
@@ -82,8 +150,10 @@ async def models_page(request: Request) -> RedirectResponse | None:
 class ModelCards:
     """The grid of cards, redrawn when a job changes state (checked every two seconds)."""
 
-    def __init__(self, lab: LabClient) -> None:
+    def __init__(self, lab: LabClient, catalogue: dict[tuple[str, str], dict[str, Any]] | None = None
+                 ) -> None:
         self.lab = lab
+        self.catalogue = catalogue or {}
         self.states: dict[str, str] = {}
         self.grid = ui.element("div").classes("grid grid-cols-1 lg:grid-cols-2 2xl:grid-cols-3 gap-4 w-full")
 
@@ -145,9 +215,10 @@ class ModelCards:
             ui.label(f"created {when(card['created'])} · last trained {when(card['last_trained'])}") \
                 .classes("text-xs text-gray-500")
             hidden = ", ".join(str(out) for _, out in model["layers"][:-1]) or "none"
-            ui.label(f"track {card['track']} · hidden layers {hidden} · {model['loss_fn']} · "
-                     f"{model['optimizer']} · lr {model['learning_rate']:g} · gamma {model['gamma']:g} · "
-                     f"epsilon {model['epsilon']:g} · {model['num_episodes']} episodes").classes("text-sm")
+            ui.label(f"track {card['track']} · {car_text(card['environment'])} · hidden layers {hidden} · "
+                     f"{model['loss_fn']} · {model['optimizer']} · lr {model['learning_rate']:g} · "
+                     f"gamma {model['gamma']:g} · epsilon {model['epsilon']:g} · {model['num_episodes']} "
+                     "episodes").classes("text-sm")
             ui.label(f"record {score(card['record'])} · {card['episodes_trained']} episodes trained") \
                 .classes("text-sm font-medium")
             if card["episodes_trained"]:
@@ -192,9 +263,8 @@ class ModelCards:
         with ui.dialog() as dialog, ui.card().classes("gap-3"):
             ui.label(f"Evaluate {name}").classes("text-lg font-bold")
             ui.label("The best network drives 5 trials without exploring.").classes("text-sm")
-            choice = ui.select({f"{mode}:{track}": label for (mode, track), label in TRACK_CHOICES.items()},
-                               value="evaluation:1", label="Track").classes("w-64") \
-                .props('data-testid="evaluate-track"')
+            choice = ui.select(track_choices(self.catalogue), value="evaluation:1", label="Track") \
+                .classes("w-96").props('data-testid="evaluate-track"')
 
             def go() -> None:
                 mode, track = choice.value.split(":")
@@ -210,8 +280,10 @@ class ModelCards:
             ui.label(f"Retrain {name}").classes("text-lg font-bold")
             ui.label("Training again continues from the saved network (a warm start) on the track you "
                      "pick; start over to forget what it learned.").classes("text-sm max-w-sm")
-            track = ui.select({n: track_label("training", n) for n in TRAINING_TRACKS}, value=card["track"],
-                              label="Track").classes("w-64").props('data-testid="retrain-track"')
+            choices = track_choices(self.catalogue, "training")  # a session trains on tracks 1-3
+            track = ui.select({n: choices.get(f"training:{n}", track_label("training", n))
+                               for n in TRAINING_TRACKS}, value=card["track"], label="Track") \
+                .classes("w-96").props('data-testid="retrain-track"')
             fresh = ui.checkbox("Start over with a new network")
 
             async def go() -> None:

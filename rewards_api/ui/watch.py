@@ -17,7 +17,7 @@ from nicegui import ui
 
 from .client import ApiError, LabClient
 from .frame import attempt, dialog_actions, open_page, page_body, score, track_label
-from .models import evaluation_table
+from .models import best_lap, count, evaluation_table, percent, reference_lap, timed
 
 ACTIVE = ("queued", "running")
 
@@ -230,10 +230,19 @@ class EvaluationView:
         metrics = card["evaluation"][self.mode][self.track]
         self.results.clear()
         with self.results:
-            with ui.row().classes("gap-6"):
+            with ui.row().classes("gap-6 flex-wrap"):
                 stat("best score", score(metrics["record"]), "evaluation-record")
                 stat("laps", f"{metrics['laps_completed']} / {metrics['num_trials']}", "evaluation-laps")
-                stat("progress", f"{metrics['mean_progress']:.0f} %", "evaluation-progress")
+                stat("progress", percent(metrics), "evaluation-progress")
+                if timed(metrics):
+                    laps = (card.get("lap_times") or {}).get(self.mode, {}).get(self.track)
+                    stat("best lap", best_lap(metrics, laps), "evaluation-best-lap")
+                    stat("off track", count(metrics.get("off_track_count"), metrics["num_trials"]),
+                         "evaluation-off-track")
+            if timed(metrics) and reference_lap(metrics):
+                ui.label(f"Reference lap {reference_lap(metrics)}: the fastest lap the car's grip, "
+                         "acceleration and brakes allow along the centre line, from the start line.") \
+                    .classes("text-sm").props('data-testid="evaluation-reference"')
             ui.label(f"Final evaluation score {score(card['final_eval_score'])} (best score ÷ trials, "
                      "summed over the tracks evaluated)").classes("text-sm")
             evaluation_table(card)
