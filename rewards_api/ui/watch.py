@@ -244,7 +244,9 @@ class EvaluationView:
                          "acceleration and brakes allow along the centre line, from the start line.") \
                     .classes("text-sm").props('data-testid="evaluation-reference"')
             ui.label(f"Final evaluation score {score(card['final_eval_score'])} (best score ÷ trials, "
-                     "summed over the tracks evaluated)").classes("text-sm")
+                     "summed over the numbered tracks evaluated, in your reward's own units: the leaderboard "
+                     "ranks by laps, then best lap time, then progress on the unseen track)") \
+                .classes("text-sm")
             evaluation_table(card)
         self.status.text = "Playing the trials…"
 
