@@ -8,8 +8,11 @@ Every track is made from control points, smoothed by a closed cubic B-spline and
 ``WAYPOINT_SPACING`` pixels. The built-in tracks 1-3 and evaluation track 1 are the original package's
 track pictures, measured once into control points and a width (``data/original_tracks.json``, made by
 ``tools/measure_original_tracks.py``); the tracks this project designed first are kept by name
-(``NAMED_TRACKS``). Random tracks (``"random:SEED"``) come from the same machinery with random control
-points and are always checked to be valid closed loops.
+(``NAMED_TRACKS``), and the racing tracks (``RACING_TRACKS``, and the held-out ``EVALUATION_NAMED_TRACKS``)
+add long straights into braking zones, hairpins, chicanes and narrower asphalt. Every built-in track has a
+difficulty (``DIFFICULTIES``, beginner to expert); :mod:`rewards_api.envs.catalogue` lists them with their
+reference lap times. Random tracks (``"random:SEED"``, ``"random:SEED:DIFFICULTY"``) come from the same
+machinery with random control points and are always checked to be valid closed loops.
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ MIN_GRASS_GAP = 20.0
 EDGE_MARGIN = 5.0
 """Grass kept between the asphalt and the border of the image, in pixels (the original track 1 has 6)."""
 
+DIFFICULTIES: tuple[str, ...] = ("beginner", "intermediate", "advanced", "expert")
+"""How hard a track is to race, easiest first: wide and gentle (beginner) to narrow, with hairpins and
+chicanes (expert). Every built-in track has one, and so does every random track."""
+
 _FAR = np.float32(1e4)  # "distance to the centre line" of pixels well away from any asphalt
 
 
@@ -41,7 +48,8 @@ _FAR = np.float32(1e4)  # "distance to the centre line" of pixels well away from
 class Track:
     """A closed race track: centre-line waypoints (pixels), a width (pixels) and an image size.
 
-    ``waypoints[0]`` is the start line; the track runs in the order of the waypoints.
+    ``waypoints[0]`` is the start line; the track runs in the order of the waypoints. ``difficulty`` is
+    one of ``DIFFICULTIES`` for the built-in and random tracks, empty for a track made by hand.
     """
 
     name: str
@@ -49,12 +57,16 @@ class Track:
     width: float
     size: tuple[int, int]
     description: str = ""
+    difficulty: str = ""
     _grid_band: float = field(default=30.0, repr=False)
 
     def __post_init__(self) -> None:
         wp = np.ascontiguousarray(self.waypoints, dtype=np.float64)
         if wp.ndim != 2 or wp.shape[1] != 2 or len(wp) < 8:
             raise ValueError(f"track {self.name!r}: waypoints must be an (n >= 8, 2) array")
+        if self.difficulty and self.difficulty not in DIFFICULTIES:
+            raise ValueError(f"track {self.name!r}: difficulty {self.difficulty!r} is not one of "
+                             f"{', '.join(DIFFICULTIES)}")
         wp.setflags(write=False)
         object.__setattr__(self, "waypoints", wp)
 
@@ -202,6 +214,7 @@ def track_from_control_points(
     size: tuple[int, int],
     description: str = "",
     start_index: int | None = None,
+    difficulty: str = "",
 ) -> Track:
     """Build a track from the control points of a closed B-spline, starting on its straightest part.
 
@@ -215,7 +228,7 @@ def track_from_control_points(
         target = np.asarray(control_points[start_index], dtype=np.float64)
         first = int(np.argmin(np.hypot(*(wp - target).T)))
     return Track(name=name, waypoints=np.roll(wp, -first, axis=0), width=width, size=size,
-                 description=description)
+                 description=description, difficulty=difficulty)
 
 
 def _narrowest_gap(wp: np.ndarray, arc: np.ndarray, length: float, width: float) -> float:
@@ -269,6 +282,13 @@ _ORIGINAL_DESCRIPTIONS = {
     ("training", 3): "The original track 3: a long top straight, an S through the middle and a wide return",
     ("evaluation", 1): "The original evaluation track: 1000 px wide, a hairpin, long sweepers and a double "
                        "fold",
+}
+
+_ORIGINAL_DIFFICULTIES = {
+    ("training", 1): "intermediate",  # S-bends and a hairpin, on the widest asphalt
+    ("training", 2): "beginner",
+    ("training", 3): "beginner",
+    ("evaluation", 1): "intermediate",
 }
 
 # The tracks this project first shipped as 1-3 and evaluation 1, kept under names of their own.
@@ -331,14 +351,157 @@ _NAMED_CONTROL_POINTS: dict[str, tuple[tuple[int, int], str, list[tuple[float, f
     ),
 }
 
+_NAMED_DIFFICULTIES = {
+    "serpent": "advanced",  # S-bends and two hairpins of 48 px radius, 70 px across
+    "twin-hairpins": "advanced",
+    "zig-zag": "intermediate",
+    "grand-tour": "intermediate",
+}
+
+
+@dataclass(frozen=True)
+class _Design:
+    """A racing track's design: ``start`` is the control point the start line is at."""
+
+    mode: str  # "training", or "evaluation": held out from training
+    size: tuple[int, int]
+    width: float
+    difficulty: str
+    start: int
+    description: str
+    control_points: list[tuple[float, float]]
+
+
+# The racing tracks: straights long enough to reach top speed (4 m/s takes 2.7 m from rest) ending in
+# braking zones, hairpins (two 90-degree bends of 50-60 px radius: a cornering speed of 1.7-1.9 m/s),
+# chicanes, and asphalt down to 50 px (the racing car is 16 px wide). Drawn as polygons with rounded
+# corners, sampled into control points; each starts on its top straight, heading east.
+_RACING_DESIGNS: dict[str, _Design] = {
+    "speedway": _Design(
+        "training", EVALUATION_SIZE, 90.0, "beginner", 13,
+        "Speedway: 1000 px wide and 90 px across, two long straights, four sweeping bends and a "
+        "gentle kink: the place to learn to go fast",
+        [
+            (100, 280), (102, 257), (106, 233), (114, 211), (124, 190), (137, 170), (153, 153), (170, 137),
+            (190, 124), (211, 114), (233, 106), (257, 102), (280, 100), (330, 100), (390, 100), (500, 100),
+            (610, 100), (720, 100), (743, 102), (767, 106), (789, 114), (810, 124), (830, 137), (847, 153),
+            (863, 170), (876, 190), (886, 211), (894, 233), (898, 257), (900, 280), (900, 386), (898, 410),
+            (894, 433), (886, 456), (875, 478), (861, 498), (845, 516), (826, 531), (806, 544), (784, 554),
+            (761, 561), (737, 565), (713, 566), (689, 563), (617, 550), (545, 538), (522, 535), (500, 534),
+            (478, 535), (455, 538), (383, 550), (311, 563), (287, 566), (263, 565), (239, 561), (216, 554),
+            (194, 544), (174, 531), (155, 516), (139, 498), (125, 478), (114, 456), (106, 433), (102, 410),
+            (100, 386),
+        ],
+    ),
+    "drag-strip": _Design(
+        "training", TRAINING_SIZE, 65.0, "intermediate", 7,
+        "Drag strip: a 600 px top straight braking into a hairpin, an S through the middle and a "
+        "chicane on the bottom straight",
+        [
+            (90, 180), (93, 157), (102, 135), (116, 116), (135, 102), (157, 93), (180, 90), (240, 90),
+            (298, 90), (415, 90), (532, 90), (650, 90), (673, 95), (692, 108), (705, 127), (710, 150),
+            (710, 170), (705, 193), (692, 212), (673, 225), (650, 230), (567, 230), (483, 230), (400, 230),
+            (378, 233), (359, 243), (343, 259), (333, 278), (330, 300), (330, 330), (333, 352), (343, 371),
+            (359, 387), (378, 397), (400, 400), (483, 400), (567, 400), (650, 400), (673, 405), (692, 418),
+            (705, 437), (710, 460), (710, 520), (707, 543), (698, 565), (684, 584), (665, 598), (643, 607),
+            (620, 610), (547, 610), (522, 605), (502, 590), (488, 575), (468, 560), (443, 555), (417, 555),
+            (392, 560), (372, 575), (358, 590), (338, 605), (313, 610), (247, 610), (180, 610), (157, 607),
+            (135, 598), (116, 584), (102, 565), (93, 543), (90, 520), (90, 407), (90, 293),
+        ],
+    ),
+    "chicanes": _Design(
+        "training", TRAINING_SIZE, 60.0, "advanced", 7,
+        "Chicanes: 60 px across, a fast square of straights broken by three chicanes, each a quick "
+        "left-right flick",
+        [
+            (95, 180), (98, 157), (107, 135), (121, 116), (140, 102), (162, 93), (185, 90), (250, 90),
+            (268, 90), (352, 90), (369, 93), (385, 100), (398, 112), (412, 128), (425, 140), (441, 147),
+            (458, 150), (482, 150), (499, 147), (515, 140), (528, 128), (542, 112), (555, 100), (571, 93),
+            (588, 90), (615, 90), (638, 93), (660, 102), (679, 116), (693, 135), (702, 157), (705, 180),
+            (705, 228), (702, 247), (693, 264), (678, 278), (672, 282), (657, 296), (648, 313), (645, 332),
+            (645, 368), (648, 387), (657, 404), (672, 418), (678, 422), (693, 436), (702, 453), (705, 472),
+            (705, 520), (702, 543), (693, 565), (679, 584), (660, 598), (638, 607), (615, 610), (548, 610),
+            (531, 607), (515, 600), (502, 588), (488, 572), (475, 560), (459, 553), (442, 550), (418, 550),
+            (401, 553), (385, 560), (372, 572), (358, 588), (345, 600), (329, 607), (312, 610), (248, 610),
+            (185, 610), (162, 607), (140, 598), (121, 584), (107, 565), (98, 543), (95, 520), (95, 407),
+            (95, 293),
+        ],
+    ),
+    "hairpin-alley": _Design(
+        "training", TRAINING_SIZE, 60.0, "advanced", 7,
+        "Hairpin alley: 60 px across, a long top straight, then four hairpins back and forth up and "
+        "down the field",
+        [
+            (100, 160), (103, 139), (111, 120), (123, 103), (140, 91), (159, 83), (180, 80), (240, 80),
+            (292, 80), (405, 80), (518, 80), (630, 80), (652, 83), (671, 93), (687, 109), (697, 128),
+            (700, 150), (700, 252), (700, 355), (700, 458), (700, 560), (695, 583), (682, 602), (663, 615),
+            (640, 620), (617, 615), (598, 602), (585, 583), (580, 560), (580, 477), (580, 393), (580, 310),
+            (575, 287), (562, 268), (543, 255), (520, 250), (497, 255), (478, 268), (465, 287), (460, 310),
+            (460, 393), (460, 477), (460, 560), (455, 583), (442, 602), (423, 615), (400, 620), (377, 615),
+            (358, 602), (345, 583), (340, 560), (340, 477), (340, 393), (340, 310), (335, 287), (322, 268),
+            (303, 255), (280, 250), (257, 255), (238, 268), (225, 287), (220, 310), (220, 393), (220, 477),
+            (220, 560), (215, 583), (202, 602), (183, 615), (160, 620), (137, 615), (118, 602), (105, 583),
+            (100, 560), (100, 460), (100, 360), (100, 260),
+        ],
+    ),
+    "needle": _Design(
+        "training", TRAINING_SIZE, 50.0, "expert", 5,
+        "Needle: 50 px across, three hairpins folded one under another, a long bottom straight and a "
+        "chicane on the way back",
+        [
+            (90, 140), (95, 117), (108, 98), (127, 85), (150, 80), (240, 80), (252, 80), (354, 80), (456, 80),
+            (558, 80), (660, 80), (679, 84), (695, 95), (706, 111), (710, 130), (710, 150), (706, 169),
+            (695, 185), (679, 196), (660, 200), (557, 200), (453, 200), (350, 200), (331, 204), (315, 215),
+            (304, 231), (300, 250), (304, 269), (315, 285), (331, 296), (350, 300), (450, 300), (550, 300),
+            (569, 304), (585, 315), (596, 331), (600, 350), (596, 369), (585, 385), (569, 396), (550, 400),
+            (450, 400), (350, 400), (331, 404), (315, 415), (304, 431), (300, 450), (304, 469), (315, 485),
+            (331, 496), (350, 500), (453, 500), (557, 500), (660, 500), (679, 504), (695, 515), (706, 531),
+            (710, 550), (710, 560), (705, 583), (692, 602), (673, 615), (650, 620), (550, 620), (450, 620),
+            (350, 620), (250, 620), (150, 620), (127, 615), (108, 602), (95, 583), (90, 560), (90, 473),
+            (95, 452), (108, 435), (132, 415), (145, 398), (150, 377), (150, 353), (145, 332), (132, 315),
+            (108, 295), (95, 278), (90, 257),
+        ],
+    ),
+    "gauntlet": _Design(
+        "evaluation", EVALUATION_SIZE, 50.0, "expert", 5,
+        "Gauntlet: the expert evaluation track, 1000 px wide and 50 px across: an 800 px straight into a "
+        "hairpin, two chicanes, a switchback and a fast S",
+        [
+            (90, 140), (95, 117), (108, 98), (127, 85), (150, 80), (240, 80), (268, 80), (387, 80), (505, 80),
+            (623, 80), (742, 80), (860, 80), (879, 84), (895, 95), (906, 111), (910, 130), (910, 140),
+            (906, 159), (895, 175), (879, 186), (860, 190), (824, 190), (802, 195), (785, 209), (775, 221),
+            (758, 235), (736, 240), (714, 240), (692, 235), (675, 221), (665, 209), (648, 195), (626, 190),
+            (540, 190), (517, 195), (498, 208), (485, 227), (480, 250), (480, 270), (485, 293), (498, 312),
+            (517, 325), (540, 330), (643, 330), (747, 330), (850, 330), (873, 335), (892, 348), (905, 367),
+            (910, 390), (910, 475), (910, 560), (905, 583), (892, 602), (873, 615), (850, 620), (750, 620),
+            (650, 620), (631, 616), (615, 605), (604, 589), (600, 570), (600, 530), (596, 511), (585, 495),
+            (569, 484), (550, 480), (531, 484), (515, 495), (504, 511), (500, 530), (500, 570), (496, 589),
+            (485, 605), (469, 616), (450, 620), (350, 620), (250, 620), (150, 620), (127, 615), (108, 602),
+            (95, 583), (90, 560), (90, 534), (94, 514), (104, 496), (120, 483), (221, 423), (237, 410),
+            (249, 394), (257, 375), (260, 354), (257, 328), (248, 308), (233, 291), (214, 278), (124, 236),
+            (106, 223), (94, 204), (90, 182),
+        ],
+    ),
+}
+
 TRACK_NAMES = {f"track-{n}.png": ("training", n) for n in (1, 2, 3)}
 """The original API's track file names for the training tracks."""
 
 NAMED_TRACKS = tuple(_NAMED_CONTROL_POINTS)
-"""Further built-in tracks, by name: ``get_track("serpent")``."""
+"""The tracks this project first designed, by name: ``get_track("serpent")``."""
+
+RACING_TRACKS = tuple(name for name, design in _RACING_DESIGNS.items() if design.mode == "training")
+"""Further training tracks, made for the racing car: ``get_track("hairpin-alley")``."""
+
+EVALUATION_NAMED_TRACKS = tuple(name for name, design in _RACING_DESIGNS.items()
+                                if design.mode == "evaluation")
+"""Named evaluation tracks, held out from training like evaluation track 1: ``get_track("gauntlet",
+"evaluation")``; in ``training`` mode they are refused."""
+
+ALL_NAMED_TRACKS = NAMED_TRACKS + RACING_TRACKS + EVALUATION_NAMED_TRACKS
 
 _RANDOM_BORDER = 25.0  # px between the reach of a random track's control points and the border
-_RANDOM = re.compile(r"^random:(\d{1,18})$")
+_RANDOM = re.compile(r"^random:(\d{1,18})(?::([A-Za-z]+))?$")
 
 
 @lru_cache(maxsize=1)
@@ -360,75 +523,152 @@ def builtin_track(mode: str, number: int) -> Track:
     entry = _original_tracks()[(mode, number)]
     return track_from_control_points(f"{mode}-{number}", entry["control_points"], entry["width"],
                                      tuple(entry["size"]), _ORIGINAL_DESCRIPTIONS[(mode, number)],
-                                     start_index=0)
-
-
-@lru_cache(maxsize=4)
-def named_track(name: str) -> Track:
-    """One of the further built-in tracks (``NAMED_TRACKS``), such as ``"serpent"``."""
-    if name not in _NAMED_CONTROL_POINTS:
-        raise ValueError(f"there is no track called {name!r}: the named tracks are {', '.join(NAMED_TRACKS)}")
-    size, description, points = _NAMED_CONTROL_POINTS[name]
-    return track_from_control_points(name, points, TRACK_WIDTH, size, description)
-
-
-def builtin_tracks() -> list[Track]:
-    """Every built-in track: the training and evaluation tracks, then the named ones."""
-    numbered = sorted(_original_tracks(), key=lambda mode_number: (mode_number[0] != "training", mode_number))
-    return [builtin_track(mode, number) for mode, number in numbered] + [named_track(n) for n in NAMED_TRACKS]
-
-
-def random_track(seed: int, size: tuple[int, int] = TRAINING_SIZE) -> Track:
-    """A seeded random practice track: always a valid closed loop, the same for the same seed.
-
-    Control points are drawn around the image centre at random radii (a star-shaped loop, so it never
-    crosses itself); draws that bend too tightly or pass too close to themselves are redrawn from the
-    same random stream, so the result depends on the seed alone.
-    """
-    return _random_track(int(seed), tuple(size))
+                                     start_index=0, difficulty=_ORIGINAL_DIFFICULTIES[(mode, number)])
 
 
 @lru_cache(maxsize=32)
-def _random_track(seed: int, size: tuple[int, int]) -> Track:
+def named_track(name: str) -> Track:
+    """One of the further built-in tracks (``ALL_NAMED_TRACKS``), such as ``"serpent"``, whatever its mode."""
+    if name in _NAMED_CONTROL_POINTS:
+        size, description, points = _NAMED_CONTROL_POINTS[name]
+        return track_from_control_points(name, points, TRACK_WIDTH, size, description,
+                                         difficulty=_NAMED_DIFFICULTIES[name])
+    if name in _RACING_DESIGNS:
+        design = _RACING_DESIGNS[name]
+        return track_from_control_points(name, design.control_points, design.width, design.size,
+                                         design.description, start_index=design.start,
+                                         difficulty=design.difficulty)
+    raise ValueError(f"there is no track called {name!r}: the named tracks are {', '.join(ALL_NAMED_TRACKS)}")
+
+
+def track_mode(track: Track) -> str:
+    """``"evaluation"`` for a track held out from training (evaluation track 1 and the named evaluation
+    tracks), else ``"training"``."""
+    held_out = track.name.startswith("evaluation-") or track.name in EVALUATION_NAMED_TRACKS
+    return "evaluation" if held_out else "training"
+
+
+def builtin_tracks() -> list[Track]:
+    """Every built-in track: the training and evaluation tracks 1-3 and 1, the first named ones, then the
+    racing tracks (training ones first)."""
+    numbered = sorted(_original_tracks(), key=lambda mode_number: (mode_number[0] != "training", mode_number))
+    named = [named_track(name) for name in ALL_NAMED_TRACKS]
+    return [builtin_track(mode, number) for mode, number in numbered] + named
+
+
+@dataclass(frozen=True)
+class _RandomRecipe:
+    """How ``random:SEED:DIFFICULTY`` draws its loops: ``controls`` (low, high) control points (high
+    excluded), a width among ``widths``, control points at ``inner``..1 of the reach from the centre
+    (a low ``inner`` makes deep dents: tight bends), and a tightest bend within ``tightest`` px.
+    ``half_width`` is kept from the image border besides ``_RANDOM_BORDER``: at least the widest half."""
+
+    controls: tuple[int, int]
+    widths: tuple[float, ...]
+    inner: float
+    tightest: tuple[float, float] = (MIN_RADIUS, np.inf)
+    half_width: float = TRACK_WIDTH / 2
+
+
+_RANDOM_RECIPES: dict[str, _RandomRecipe] = {
+    # Few control points, wide, and no bend tighter than 100 px (a cornering speed of 2.4 m/s).
+    "beginner": _RandomRecipe((6, 10), (80.0, 85.0, 90.0), 0.6, (100.0, np.inf), half_width=45.0),
+    # The original generator: "random:SEED" draws exactly these.
+    "intermediate": _RandomRecipe((8, 14), (60.0, 65.0, 70.0, 75.0), 0.28),
+    # More control points, narrower, and at least one bend of 75 px or tighter.
+    "advanced": _RandomRecipe((10, 15), (55.0, 57.5), 0.4, (MIN_RADIUS, 75.0)),
+    # Most control points, narrowest, and a bend of 60 px or tighter (a cornering speed under 1.9 m/s).
+    "expert": _RandomRecipe((12, 17), (50.0, 52.5), 0.5, (MIN_RADIUS, 60.0)),
+}
+
+
+def random_track(seed: int, size: tuple[int, int] = TRAINING_SIZE, difficulty: str | None = None) -> Track:
+    """A seeded random practice track: always a valid closed loop, the same for the same seed and difficulty.
+
+    Control points are drawn around the image centre at random radii (a star-shaped loop, so it never
+    crosses itself); draws that bend too tightly or pass too close to themselves (or, for a difficulty,
+    whose tightest bend is outside its range) are redrawn from the same random stream, so the result
+    depends on the seed and difficulty alone. Without a difficulty it is ``"random:SEED"``, the original
+    generator's track, which ``"intermediate"`` draws too.
+    """
+    if difficulty is not None and difficulty not in DIFFICULTIES:
+        raise ValueError(f"difficulty {difficulty!r} is not known: use one of {', '.join(DIFFICULTIES)}")
+    return _random_track(int(seed), tuple(size), difficulty)
+
+
+@lru_cache(maxsize=32)
+def _random_track(seed: int, size: tuple[int, int], difficulty: str | None = None) -> Track:
+    recipe = _RANDOM_RECIPES[difficulty or "intermediate"]
+    name = f"random:{seed}" if difficulty is None else f"random:{seed}:{difficulty}"
+    kind = "Random practice track" if difficulty is None else f"Random {difficulty} practice track"
     rng = np.random.default_rng(seed)
     w, h = size
     centre = np.array([w / 2, h / 2])
-    reach = np.array([w / 2, h / 2]) - (TRACK_WIDTH / 2 + _RANDOM_BORDER)
+    reach = np.array([w / 2, h / 2]) - (recipe.half_width + _RANDOM_BORDER)
+    lowest, highest = recipe.tightest
     for _attempt in range(500):
-        k = int(rng.integers(8, 14))
-        width = float(rng.choice([60.0, 65.0, 70.0, 75.0]))
+        k = int(rng.integers(*recipe.controls))
+        width = float(rng.choice(recipe.widths))
         angles = np.sort((np.arange(k) + rng.uniform(-0.3, 0.3, k)) / k * 2 * np.pi)
-        radii = rng.uniform(0.28, 1.0, k)
+        radii = rng.uniform(recipe.inner, 1.0, k)
         points = centre + np.stack([np.cos(angles), np.sin(angles)], axis=1) * radii[:, None] * reach
-        track = track_from_control_points(
-            f"random:{seed}", points, width, size, f"Random practice track (seed {seed})"
-        )
-        if not track.problems():
+        track = track_from_control_points(name, points, width, size, f"{kind} (seed {seed})",
+                                          difficulty=difficulty or "intermediate")
+        if lowest <= track.curvature_radii().min() <= highest and not track.problems():
             return track
     raise RuntimeError(f"could not generate a valid random track for seed {seed}")  # pragma: no cover
 
 
+def _random_from_text(text: str, mode: str) -> Track | None:
+    """The random track ``text`` names (``random:SEED`` or ``random:SEED:DIFFICULTY``), or ``None``."""
+    match = _RANDOM.match(text)
+    if not match:
+        if text.lower().startswith("random:"):
+            raise ValueError(
+                f"track {text!r} is not a random track: use 'random:SEED' or 'random:SEED:DIFFICULTY' with "
+                f"a whole number SEED and DIFFICULTY one of {', '.join(DIFFICULTIES)}, such as "
+                f"'random:42:expert'"
+            )
+        return None
+    difficulty = match.group(2)
+    if difficulty is not None and difficulty.lower() not in DIFFICULTIES:
+        raise ValueError(
+            f"track {text!r}: difficulty {difficulty!r} is not known: use 'random:SEED:DIFFICULTY' with "
+            f"DIFFICULTY one of {', '.join(DIFFICULTIES)}, such as 'random:42:expert'"
+        )
+    size = TRAINING_SIZE if mode == "training" else EVALUATION_SIZE
+    return random_track(int(match.group(1)), size, difficulty.lower() if difficulty else None)
+
+
 def get_track(track: int | str | Track, mode: str = "training") -> Track:
-    """Resolve a track argument: a number (1..3 training, 1 evaluation), ``"random:SEED"``,
-    an original file name such as ``"track-2.png"``, a named track (``NAMED_TRACKS``), or a
+    """Resolve a track argument: a number (1..3 training, 1 evaluation), ``"random:SEED"`` or
+    ``"random:SEED:DIFFICULTY"``, an original file name such as ``"track-2.png"``, a named track
+    (``ALL_NAMED_TRACKS``; the ``EVALUATION_NAMED_TRACKS`` in ``evaluation`` mode only), or a
     :class:`Track` itself."""
     if isinstance(track, Track):
         return track
     if isinstance(track, str):
-        match = _RANDOM.match(track.strip())
-        if match:
-            size = TRAINING_SIZE if mode == "training" else EVALUATION_SIZE
-            return random_track(int(match.group(1)), size)
+        random = _random_from_text(track.strip(), mode)
+        if random is not None:
+            return random
         if track in TRACK_NAMES:
             _, number = TRACK_NAMES[track]
             return builtin_track(mode, number)
-        if track in _NAMED_CONTROL_POINTS:
+        if track in EVALUATION_NAMED_TRACKS and mode != "evaluation":
+            raise ValueError(
+                f"track {track!r} is an evaluation track, held out from training: evaluate on it with mode "
+                f"'evaluation'; train on 1-3, random:SEED or a named training track "
+                f"({', '.join(NAMED_TRACKS + RACING_TRACKS)})"
+            )
+        if track in _NAMED_CONTROL_POINTS or track in _RACING_DESIGNS:
             return named_track(track)
         if track.strip().isdigit():
             return builtin_track(mode, int(track))
         raise ValueError(
-            f"track {track!r} is not known: use a number (training 1-3, evaluation 1), "
-            f"'random:SEED' such as 'random:42', 'track-1.png', or a named track ({', '.join(NAMED_TRACKS)})"
+            f"track {track!r} is not known: use a number (training 1-3, evaluation 1), 'random:SEED' such "
+            f"as 'random:42' (or 'random:SEED:DIFFICULTY' such as 'random:42:expert'), 'track-1.png', or a "
+            f"named track ({', '.join(NAMED_TRACKS + RACING_TRACKS)}; in evaluation mode also "
+            f"{', '.join(EVALUATION_NAMED_TRACKS)})"
         )
     if isinstance(track, (int, np.integer)) and not isinstance(track, bool):
         return builtin_track(mode, int(track))

@@ -15,7 +15,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field
 
+from ..envs.catalogue import catalogue_json
 from ..envs.render import track_png
 from ..envs.tracks import Track, builtin_track, get_track
 from ..params import REWARD_CHECKED, AgentParams, EnvParams, ParameterError, TrainingParams
@@ -240,6 +242,38 @@ async def get_all_envs() -> list[dict[str, Any]]:
 @router.post("/get_all_tracks", summary="The training tracks' file names", operation_id="post_get_all_tracks")
 async def get_all_tracks() -> list[str]:
     return [name for name, (mode, _) in TRACK_FILES.items() if mode == "training"]
+
+
+class TrackInfoModel(BaseModel):
+    """One built-in track of ``GET /tracks`` (:class:`rewards_api.envs.catalogue.TrackInfo`)."""
+
+    name: str = Field(description="The track's own name: training-1, evaluation-1, serpent...")
+    title: str = Field(description="A name to show: Track 1, Evaluation track 1, Serpent...")
+    description: str
+    difficulty: str = Field(description="beginner, intermediate, advanced or expert")
+    mode: str = Field(description="training, or evaluation: held out from training")
+    track: str = Field(description="What to ask for it with, with its mode: env track=, /evaluate track_num, "
+                                   "the CLI's --track")
+    size: list[int] = Field(description="Image [width, height], pixels")
+    width_px: float = Field(description="Width of the asphalt, pixels (1 px = 1 cm)")
+    length_m: float = Field(description="Lap length along the centre line, metres")
+    tightest_bend_px: float = Field(description="Radius of the tightest bend of the centre line, pixels")
+    reference_lap_time: float = Field(description="Fastest lap the racing car's physics allows (the faster "
+                                                  "of the centre line and a racing line) from a standing "
+                                                  "start, seconds")
+
+
+class TrackCatalogueResponse(BaseModel):
+    status: int = 200
+    difficulties: list[str] = Field(description="The difficulties, easiest first")
+    random: str = Field(description="How to ask for a random track, with a difficulty")
+    tracks: list[TrackInfoModel]
+
+
+@router.get("/tracks", summary="Every built-in track: difficulty, size, length and reference lap time",
+            response_model=TrackCatalogueResponse)
+def get_track_catalogue() -> SafeJSONResponse:
+    return ok(**catalogue_json())
 
 
 @router.get("/tracks/{name}", summary="A track's picture (PNG)", response_class=Response,

@@ -1,21 +1,33 @@
-"""Tracks: the built-in loops, seeded random tracks, look-up grids and radar maps."""
+"""Tracks: the built-in loops, their difficulties, seeded random tracks, look-up grids and radar maps."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 
+from rewards_api.envs.physics import MAX_SPEED, MAX_STEERING, PIXELS_PER_METRE, WHEELBASE, speed_profile
 from rewards_api.envs.radar import HEADING_X, HEADING_Y, NUM_HEADINGS, radar_maps
+from rewards_api.envs.reference import line_radii, racing_line, reference_lap_time
 from rewards_api.envs.tracks import (
+    ALL_NAMED_TRACKS,
+    DIFFICULTIES,
+    EVALUATION_NAMED_TRACKS,
     EVALUATION_SIZE,
+    NAMED_TRACKS,
+    RACING_TRACKS,
     TRAINING_SIZE,
     WAYPOINT_SPACING,
+    Track,
     _random_track,
     builtin_track,
+    builtin_tracks,
     get_track,
+    named_track,
     random_track,
+    track_mode,
 )
 
 BUILTIN = [("training", 1), ("training", 2), ("training", 3), ("evaluation", 1)]
@@ -66,6 +78,12 @@ def test_get_track_resolves_every_spelling() -> None:
     assert get_track("1", "evaluation") is builtin_track("evaluation", 1)
     assert get_track("random:5").name == "random:5"
     assert get_track("random:5", "evaluation").size == EVALUATION_SIZE
+    assert get_track("random:5:expert") is random_track(5, TRAINING_SIZE, "expert")
+    assert get_track(" random:5:Expert ", "evaluation").name == "random:5:expert"
+    assert get_track("random:5:expert", "evaluation").size == EVALUATION_SIZE
+    for name in NAMED_TRACKS + RACING_TRACKS:
+        assert get_track(name) is named_track(name) is get_track(name, "evaluation")
+    assert get_track("gauntlet", "evaluation") is named_track("gauntlet")
 
 
 @pytest.mark.parametrize(
@@ -74,6 +92,10 @@ def test_get_track_resolves_every_spelling() -> None:
         (4, "training", "training tracks are 1, 2, 3"),
         (2, "evaluation", "evaluation tracks are 1"),
         ("random:abc", "training", "random:SEED"),
+        ("random:42:hard", "training", "'hard' is not known: .*beginner, intermediate, advanced, expert"),
+        ("random:4x:expert", "training", "whole number SEED and DIFFICULTY one of beginner, intermediate"),
+        ("monza", "training", "serpent.*hairpin-alley"),
+        ("gauntlet", "training", "'gauntlet' is an evaluation track, held out from training"),
         (1, "racing", "mode must be"),
     ],
 )
@@ -124,3 +146,160 @@ def test_straight_ahead_radar_reads_the_straight() -> None:
     heading = round(math.degrees(math.atan2(-track.segments[0, 1], track.segments[0, 0])) / 15) % 24
     side = maps[(heading + 4) % 24, int(y), int(x)]
     assert side == pytest.approx(track.half_width / math.sin(math.radians(60)), abs=2)
+
+
+# ----- every built-in track: valid, graded, and timed ---------------------------------------------------
+BUILTIN_NAMES = [track.name for track in builtin_tracks()]
+
+
+def test_there_are_at_least_twelve_builtin_tracks_of_every_difficulty() -> None:
+    tracks = builtin_tracks()
+    assert len(tracks) >= 12 and len(set(BUILTIN_NAMES)) == len(tracks)
+    assert BUILTIN_NAMES[:8] == ["training-1", "training-2", "training-3", "evaluation-1", *NAMED_TRACKS]
+    assert {track.difficulty for track in tracks} == set(DIFFICULTIES)
+    assert len(RACING_TRACKS + EVALUATION_NAMED_TRACKS) >= 5
+
+
+@pytest.mark.parametrize("name", BUILTIN_NAMES)
+def test_every_builtin_track_is_a_valid_timed_loop(name: str) -> None:
+    track = next(track for track in builtin_tracks() if track.name == name)
+    assert track.problems() == []
+    assert track.difficulty in DIFFICULTIES and track.description
+    assert 5.0 < reference_lap_time(track) < 40.0
+    gaps = np.hypot(*track.segments.T)
+    assert gaps.min() > 0.8 * WAYPOINT_SPACING and gaps.max() < 1.2 * WAYPOINT_SPACING
+    # Both cars can follow the centre line: the racing car's full lock turns on 28 px, the classic car's 38.
+    full_lock = WHEELBASE / math.tan(math.radians(MAX_STEERING)) * PIXELS_PER_METRE
+    assert track.curvature_radii().min() > max(full_lock, 38.0)
+    # The start is on a straight, heading along the 15-degree grid the classic car turns on.
+    headings = np.degrees(np.arctan2(-track.segments[:12, 1], track.segments[:12, 0]))
+    assert np.ptp(headings) < 3.0
+    assert abs(headings[0] / 15.0 - round(headings[0] / 15.0)) * 15.0 < 3.0
+
+
+def _tight_share(track: Track) -> float:
+    """Share of the centre line in bends tighter than 80 px (a cornering speed under 2.2 m/s)."""
+    return float(np.mean(track.curvature_radii() < 80.0))
+
+
+def test_difficulties_are_graded() -> None:
+    by_level = {level: [t for t in builtin_tracks() if t.difficulty == level] for level in DIFFICULTIES}
+    widths = [np.mean([t.width for t in by_level[level]]) for level in DIFFICULTIES]
+    tight = [np.mean([_tight_share(t) for t in by_level[level]]) for level in DIFFICULTIES]
+    assert widths == sorted(widths, reverse=True) and len(set(widths)) == 4, widths
+    assert tight == sorted(tight) and len(set(tight)) == 4, tight
+    beginner, expert = by_level["beginner"], by_level["expert"]
+    assert max(t.width for t in expert) <= 55 < 75 < min(t.width for t in beginner)
+    assert min(_tight_share(t) for t in expert) > max(_tight_share(t) for t in beginner)
+
+
+def _hardest_braking(track: Track, within_px: float = 150.0) -> tuple[float, float]:
+    """The reference lap's top speed along its racing line, and the most speed (m/s) it sheds within
+    ``within_px`` of driving: braking from a straight into a bend."""
+    line = racing_line(track)
+    spacing = np.hypot(*(np.roll(line, -1, axis=0) - line).T)
+    speeds = speed_profile(line_radii(line), spacing)
+    ahead = int(within_px / WAYPOINT_SPACING)
+    drops = [speeds[i] - speeds[i:i + ahead].min() for i in range(len(speeds))]
+    return float(speeds.max()), float(max(drops))
+
+
+@pytest.mark.parametrize("name", ["drag-strip", "hairpin-alley", "needle", "gauntlet"])
+def test_the_racing_tracks_have_straights_into_braking_zones(name: str) -> None:
+    """The fastest lap reaches top speed on a straight and then brakes hard, from 4 m/s to under 2.2,
+    into a hairpin; the beginner's speedway has no such bend."""
+    top, braking = _hardest_braking(named_track(name))
+    assert top == pytest.approx(MAX_SPEED) and braking > 1.8, (top, braking)
+    assert named_track(name).width <= 65
+    assert _hardest_braking(named_track("speedway"))[1] < 1.6
+
+
+def test_the_evaluation_tracks_are_held_out() -> None:
+    held_out = [t.name for t in builtin_tracks() if track_mode(t) == "evaluation"]
+    assert held_out == ["evaluation-1", *EVALUATION_NAMED_TRACKS] and "gauntlet" in held_out
+    assert named_track("gauntlet").difficulty == "expert"
+    for name in ALL_NAMED_TRACKS:
+        assert (track_mode(named_track(name)) == "evaluation") == (name in EVALUATION_NAMED_TRACKS)
+    # The training set is as it was: 1-3 by number, and the named training tracks by name.
+    assert [get_track(n).name for n in (1, 2, 3)] == ["training-1", "training-2", "training-3"]
+    for number in (1, 2, 3):
+        assert track_mode(get_track(number)) == "training"
+    assert track_mode(get_track(1, "evaluation")) == "evaluation"
+
+
+def test_the_classic_pilot_laps_every_racing_track() -> None:
+    """The racing tracks are drivable by the original car (it turns on 38 px) with its centre-line pilot."""
+    import gymnasium as gym
+
+    import rewards_api
+    from rewards_api.envs.pilot import pilot_actions
+
+    for name in RACING_TRACKS + EVALUATION_NAMED_TRACKS:
+        env = gym.make(rewards_api.ENV_ID, track=name, mode="evaluation").unwrapped
+        env.reset(seed=0)
+        for _ in range(3000):
+            _, _, terminated, truncated, info = env.step(int(pilot_actions(env.car)[0]))
+            if terminated or truncated:
+                break
+        assert info["lap_complete"] is True, (name, info)
+
+
+# ----- random tracks with a difficulty -------------------------------------------------------------------
+def test_random_seed_is_the_original_generators_track() -> None:
+    """``random:SEED`` draws exactly what it drew before difficulties existed (recorded from that code)."""
+    recorded = {
+        (7, TRAINING_SIZE): (244, 60.0, 175464.6394, (507.8394, 267.757), (324.7817, 483.1591)),
+        (7, EVALUATION_SIZE): (281, 60.0, 229332.4544, (641.0852, 269.4377), (475.9738, 514.0161)),
+        (42, TRAINING_SIZE): (247, 75.0, 184368.005, (390.0098, 216.9315), (458.141, 528.2373)),
+        (42, EVALUATION_SIZE): (287, 75.0, 239796.7362, (495.8315, 216.5811), (622.8066, 488.1094)),
+    }
+    for (seed, size), (count, width, total, first, hundredth) in recorded.items():
+        mode = "training" if size == TRAINING_SIZE else "evaluation"
+        track = get_track(f"random:{seed}", mode)
+        assert track.name == f"random:{seed}" and track.description == f"Random practice track (seed {seed})"
+        assert (track.num_waypoints, track.width) == (count, width)
+        assert float(track.waypoints.sum()) == pytest.approx(total, abs=1e-3)
+        assert track.waypoints[0] == pytest.approx(first, abs=1e-3)
+        assert track.waypoints[100] == pytest.approx(hundredth, abs=1e-3)
+        # "intermediate" is the original generator: the same loop under its own name.
+        same = get_track(f"random:{seed}:intermediate", mode)
+        assert same.name == f"random:{seed}:intermediate" and same.difficulty == "intermediate"
+        assert np.array_equal(same.waypoints, track.waypoints) and same.width == track.width
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_random_tracks_with_a_difficulty_are_deterministic_and_valid(difficulty: str) -> None:
+    first = [random_track(seed, TRAINING_SIZE, difficulty) for seed in range(8)]
+    _random_track.cache_clear()
+    for seed, track in enumerate(first):
+        again = get_track(f"random:{seed}:{difficulty}")
+        assert again is not track and np.array_equal(again.waypoints, track.waypoints)
+        assert again.width == track.width and again.difficulty == difficulty
+        assert track.problems() == [], (seed, difficulty)
+        assert track.name == f"random:{seed}:{difficulty}"
+    assert len({round(t.length) for t in first}) >= 6
+    big = random_track(3, EVALUATION_SIZE, difficulty)
+    assert big.size == EVALUATION_SIZE and big.problems() == []
+
+
+def test_random_difficulties_are_graded() -> None:
+    seeds = range(10)
+    tracks = {level: [random_track(s, TRAINING_SIZE, level) for s in seeds] for level in DIFFICULTIES}
+    widths = {level: {t.width for t in tracks[level]} for level in DIFFICULTIES}
+    for easier, harder in itertools.pairwise(DIFFICULTIES):
+        assert min(widths[easier]) > max(widths[harder]), (easier, harder, widths)
+    tightest = {level: [float(t.curvature_radii().min()) for t in tracks[level]] for level in DIFFICULTIES}
+    assert min(tightest["beginner"]) >= 100 and max(tightest["expert"]) <= 60
+    assert max(tightest["advanced"]) <= 75
+    mean_tightest = [np.mean(tightest[level]) for level in DIFFICULTIES]
+    assert mean_tightest == sorted(mean_tightest, reverse=True), mean_tightest
+    # Harder tracks have more bends, and more S-bends: more turning in all (a plain loop turns 360 degrees).
+    turning = [np.mean([_total_turning(t) for t in tracks[level]]) for level in DIFFICULTIES]
+    assert turning == sorted(turning) and len(set(turning)) == 4, turning
+    assert turning[0] == pytest.approx(360.0, abs=1.0) and turning[3] > 450.0
+
+
+def _total_turning(track: Track) -> float:
+    """Degrees the centre line turns in a lap, left and right turns both counted."""
+    angles = np.arctan2(track.segments[:, 1], track.segments[:, 0])
+    return float(np.degrees(np.abs((np.roll(angles, -1) - angles + np.pi) % (2 * np.pi) - np.pi).sum()))
