@@ -51,10 +51,25 @@ def jobs_of(request: Request) -> JobManager:
     return request.app.state.jobs
 
 
+def check_startable(store: SessionStore, session_id: str) -> None:
+    """ParameterError (a 422) for a session whose training would fail at once: a network that does not fit
+    its car, or a car its learning algorithm cannot train. No user code runs here."""
+    from ..params import REWARD_CHECKED, EnvParams, TrainingParams, check_trainable, session_agent_params
+
+    stored = store.all_params(session_id)
+    env = EnvParams(**stored["env_params"])
+    session_agent_params(env, stored["agent_params"])
+    training = TrainingParams.model_validate(stored["training_params"], context=REWARD_CHECKED)
+    check_trainable(env, training.learning_algorithm)
+
+
 async def _start(request: Request, caller: Caller, store: SessionStore, session_id: str,
                  fresh: bool = False) -> dict[str, Any]:
     if not await asyncio.to_thread(store.exists, session_id):
         raise SessionNotFound(session_id)
+    status = jobs_of(request).status(session_id, caller.name)
+    if status is None or not status.active:  # one already training keeps going as it is
+        await asyncio.to_thread(check_startable, store, session_id)
     limit = None if caller.is_owner else request.app.state.settings.max_user_jobs
     try:
         status = await asyncio.to_thread(jobs_of(request).start, session_id, caller.name, limit, fresh)
