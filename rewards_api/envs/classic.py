@@ -54,6 +54,8 @@ _HEADING_DEGREES = tuple(
 )  # params["heading"] of each heading index, in (-180, 180]
 
 _RADAR_OFFSETS = tuple(RADAR_OFFSETS.tolist())
+_DIRECTIONS, _STEERINGS = np.array(_DIRECTION), np.array(_STEERING)  # the same, as arrays by action
+_HEADINGS_DEGREES = np.array(_HEADING_DEGREES)
 _WHEEL_ALONG = WHEELBASE * PIXELS_PER_METRE / 2  # px from the car's centre to each axle
 _WHEEL_ACROSS = AXLE_TRACK * PIXELS_PER_METRE / 2  # px from the car's centre line to each wheel
 WHEEL_OFFSETS = ((_WHEEL_ALONG, _WHEEL_ACROSS), (_WHEEL_ALONG, -_WHEEL_ACROSS),
@@ -301,14 +303,16 @@ class CarRaceCore:
 
     def params(self, cars: np.ndarray | slice) -> list[dict[str, Any]]:
         """The reward function's ``params`` dicts for ``cars`` (indices or a slice)."""
-        hx, hy = HEADING_X[self.heading[cars]], HEADING_Y[self.heading[cars]]
-        return classic_params_dicts(
-            (~self.offtrack[cars]).tolist(), self.radars[cars].tolist(), self.action[cars].tolist(),
-            self.x[cars].tolist(), self.y[cars].tolist(), self.heading[cars].tolist(),
-            self.progress[cars].tolist(), self.steps[cars].tolist(),
-            self.center_offset[cars].tolist(), self.left_of_center[cars].tolist(),
-            self.segment[cars].tolist(), self.wheels_on_track(cars, hx, hy).tolist(),
-            self.is_reversed(cars, hx, hy).tolist(), self.track,
+        heading, action = self.heading[cars], self.action[cars]
+        hx, hy = HEADING_X[heading], HEADING_Y[heading]
+        count = len(heading)
+        return params_dicts(
+            (~self.offtrack[cars]).tolist(), self.radars[cars].tolist(), _DIRECTIONS[action].tolist(),
+            [TURN_DEGREES] * count, _STEERINGS[action].tolist(), self.x[cars].tolist(),
+            self.y[cars].tolist(), _HEADINGS_DEGREES[heading].tolist(), [SPEED] * count,
+            self.progress[cars].tolist(), self.steps[cars].tolist(), self.center_offset[cars].tolist(),
+            self.left_of_center[cars].tolist(), self.segment[cars].tolist(),
+            self.wheels_on_track(cars, hx, hy).tolist(), self.is_reversed(cars, hx, hy).tolist(), self.track,
         )
 
     def wheels_on_track(self, cars: np.ndarray | slice, hx: np.ndarray, hy: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from ..envs.tracks import Track
 from ..scores import final_eval_score
 from ..store import SessionStore
 from .events import Event, TrialFinished, score_value
-from .train import SessionSetup, car_options, load_setup
+from .train import SessionSetup, car_options, load_setup, observation_high
 
 __all__ = ["DEFAULT_TRIALS", "CarPose", "ModelNotTrained", "TrialResult", "evaluate", "final_eval_score",
            "greedy_trials", "lap_metrics", "load_best_model"]
@@ -64,8 +64,9 @@ class TrialResult:
         return self.time if self.lap_complete and self.time is not None else None
 
 
-CarPose = tuple[float, float, int, list[float], float, float]
-"""One step of a trial for replaying it: ``(x, y, heading index, radars, score, progress)``."""
+CarPose = tuple[float, float, float, list[float], float, float, float]
+"""One step of a trial for replaying it: ``(x, y, heading in radians, radars, score, progress, speed m/s)``;
+the step's number and the lap time follow from its place in the trial."""
 
 
 def load_best_model(store: SessionStore, session_id: str, setup: SessionSetup | None = None) -> QNetwork:
@@ -75,8 +76,18 @@ def load_best_model(store: SessionStore, session_id: str, setup: SessionSetup | 
     path = store.paths(session_id).model
     if not path.exists():
         raise ModelNotTrained(f"session {session_id!r} has no trained model yet: train it first")
+    trained = store.read(session_id, "model_history").get("last_trained")
+    trained_car = trained.get("car") if isinstance(trained, dict) else None
+    car = car_options(setup.env)
+    trained_car = trained_car or {"action_space": "classic"}
+    if trained_car != car:
+        was, now = trained_car.get("action_space"), car["action_space"]
+        change = (f"for the {was} car, and the session drives the {now} car now" if was != now else
+                  f"with other {'actions' if now == 'discrete' else 'speeds'} than the session's now")
+        raise ModelNotTrained(f"session {session_id!r}: model.pth was trained {change}: train the session "
+                              "again (a new model starts)")
     try:
-        return load_q_network(setup.config.layers, str(path))
+        return load_q_network(setup.config.layers, str(path), observation_high(setup.env))
     except RuntimeError as exc:
         raise ModelNotTrained(
             f"session {session_id!r}: model.pth was trained for another model_configuration than "
@@ -100,12 +111,12 @@ def greedy_trials(network: QNetwork, env: gym.Env, num_trials: int,
         car = env.car
         trail: list[CarPose] = []
         while True:
-            trail.append((car.x, car.y, car.heading, list(car.radars), car.score, car.progress))
+            trail.append(_pose(car))
             with torch.no_grad():
                 action = int(network(torch.from_numpy(observation[None])).argmax())
             observation, _, terminated, truncated, info = env.step(action)
             if terminated or truncated:
-                trail.append((car.x, car.y, car.heading, list(car.radars), car.score, car.progress))
+                trail.append(_pose(car))
                 break
         if poses is not None:
             poses.append(trail)
@@ -117,6 +128,10 @@ def greedy_trials(network: QNetwork, env: gym.Env, num_trials: int,
                                    time=round(result.time, 2) if result.time is not None else None,
                                    offtrack=result.offtrack))
     return results
+
+
+def _pose(car: Any) -> CarPose:
+    return (car.x, car.y, car.heading_radians, list(car.radars), car.score, car.progress, car.speed)
 
 
 def _trial_result(info: dict[str, Any], truncated: bool, start: int) -> TrialResult:

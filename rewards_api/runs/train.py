@@ -405,6 +405,8 @@ class Trainer:
                     "record": score_value(self.record), "scores": self.scores,
                     "mean_scores": self.mean_scores,
                 }
+                if self.car["action_space"] != "classic":  # which car model.pth drives (classic: absent)
+                    history["last_trained"]["car"] = self.car
             self._update_run_entry(history)
 
         self.store.update(self.session_id, "model_history", trained)

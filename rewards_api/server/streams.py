@@ -4,13 +4,12 @@ Server-Sent Events. Frames are drawn in worker threads so the event loop never w
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 from fastapi.responses import StreamingResponse
 
-from ..envs.radar import TURN_DEGREES
+from ..envs.physics import STEPS_PER_SECOND
 from ..envs.render import render_jpeg
 from ..envs.tracks import Track
 
@@ -35,10 +34,11 @@ def mjpeg_response(parts: AsyncIterator[bytes]) -> StreamingResponse:
 def replay_frames(track: Track, trials: list[list[CarPose]], label: str) -> Iterator[bytes]:
     """JPEG frames of recorded trials, one per step, with a HUD."""
     for number, poses in enumerate(trials, start=1):
-        for step, (x, y, heading, radars, score, progress) in enumerate(poses):
+        for step, (x, y, heading, radars, score, progress, speed) in enumerate(poses):
             hud = {"evaluation": label, "trial": f"{number} of {len(trials)}", "step": step,
-                   "score": score, "progress": f"{progress:.1f} %"}
-            yield render_jpeg(track, x, y, math.radians(heading * TURN_DEGREES), radars, hud)
+                   "score": score, "progress": f"{progress:.1f} %", "speed": f"{speed:.2f} m/s",
+                   "lap time": f"{step / STEPS_PER_SECOND:.1f} s"}
+            yield render_jpeg(track, x, y, heading, radars, hud)
 
 
 async def paced(frames: Iterator[bytes], fps: float) -> AsyncIterator[bytes]:

@@ -1,0 +1,82 @@
+"""A racing session through the real server: trained, watched, evaluated with lap times, its car changed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+from test_evaluate import read_parts
+
+from rewards_api.agents.dqn import DQNSettings
+from rewards_api.runs.train import Trainer, TrainingOptions
+from rewards_api.store import SessionStore
+
+V1 = "/api/v1"
+SPEEDY = '''def reward_function(params):
+    if not params["all_wheels_on_track"] or params["is_reversed"]:
+        return 0.0
+    return params["speed"] + params["lap_time"] * 0
+'''
+
+
+def racing_session(api: httpx.Client, server, actions: str = "-20:1.5, 0:2.5, 20:1.5") -> str:
+    session = "race_" + uuid.uuid4().hex[:10]
+    assert api.post(f"{V1}/create_session", params={"session_id": session}).status_code == 200
+    answer = api.post(f"{V1}/write_env_params", json={"session_id": session, "environment_world": 2,
+                                                      "car_speed": 60, "action_space": "discrete",
+                                                      "actions": actions})
+    assert answer.status_code == 200, answer.text
+    agent = {"session_id": session, "model_configuration": "[[6, 16], [16, 3]]", "learning_rate": 0.01,
+             "loss_fn": "huber", "optimizer": "adam", "gamma": 0.9, "epsilon": 20, "num_episodes": 24}
+    assert api.post(f"{V1}/write_agent_params", json=agent).status_code == 200
+    training = {"session_id": session, "learning_algorithm": "dqn", "enable_wandb": False,
+                "reward_function": SPEEDY}
+    assert api.post(f"{V1}/write_training_params", json=training).status_code == 200
+    return session
+
+
+def test_a_racing_session_trains_evaluates_with_lap_times_and_refuses_a_stale_model(api: httpx.Client,
+                                                                                    server) -> None:
+    session = racing_session(api, server)
+    store = SessionStore(server.home)
+    options = TrainingOptions(num_cars=8, settings=DQNSettings(learning_starts=64, batch_size=32))
+    finished = Trainer(store, session, options).run()
+    assert finished.episodes == 24
+    history = store.read(session, "model_history")
+    assert history["last_trained"]["car"]["action_space"] == "discrete"
+    assert len(history["last_trained"]["car"]["actions"]) == 3
+
+    with api.stream("GET", f"{V1}/evaluate", params={"session_id": session, "mode": "evaluation",
+                                                     "track_num": 1, "num_trials": 2}) as response:
+        assert response.status_code == 200
+        frames = read_parts(response, 2)
+    assert len(frames) == 2 and all(frame[:2] == b"\xff\xd8" for frame in frames)
+    metrics = store.read(session, "evaluation_metrics")["evaluation"]["1"]
+    assert metrics["num_trials"] == 2 and metrics["car"] == "discrete"
+    assert metrics["off_track_count"] + metrics["laps_completed"] <= 2
+    assert metrics["reference_lap_time"] > 5
+    if metrics["laps_completed"]:
+        assert metrics["best_lap_time"] > 0 and metrics["best_lap_ratio"] > 0.9
+    else:
+        assert metrics["best_lap_time"] is None and metrics["best_lap_ratio"] is None
+
+    # Other actions with the same network shape: the saved model would steer with the wrong actions.
+    answer = api.post(f"{V1}/write_env_params", json={"session_id": session, "environment_world": 2,
+                                                      "car_speed": 60, "action_space": "discrete",
+                                                      "actions": "-30:3, 0:4, 30:3"})
+    assert answer.status_code == 200, answer.text
+    stale = api.get(f"{V1}/evaluate", params={"session_id": session, "mode": "evaluation", "track_num": 1})
+    assert stale.status_code == 409
+    assert "model.pth was trained with other actions than the session's now" in stale.json()["message"]
+    assert json.loads((server.home / session / "env_params.json").read_text())["actions"][0] == {
+        "steering_angle": -30.0, "speed": 3.0}
+
+
+def test_the_live_view_drives_the_racing_car(api: httpx.Client, server) -> None:
+    session = racing_session(api, server)
+    with api.stream("GET", f"{V1}/stream", params={"session_id": session}) as response:
+        assert response.status_code == 200
+        frames = read_parts(response, 3)
+    assert len(frames) == 3 and all(frame[:2] == b"\xff\xd8" for frame in frames)
+    api.get(f"{V1}/stop", params={"session_id": session})
