@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
+import rewards_api
 from rewards_api.envs.physics import MAX_SPEED, MAX_STEERING, PIXELS_PER_METRE, WHEELBASE, speed_profile
+from rewards_api.envs.pilot import pilot_actions
 from rewards_api.envs.radar import HEADING_X, HEADING_Y, NUM_HEADINGS, radar_maps
 from rewards_api.envs.reference import line_radii, racing_line, reference_lap_time
 from rewards_api.envs.tracks import (
@@ -227,21 +232,47 @@ def test_the_evaluation_tracks_are_held_out() -> None:
     assert track_mode(get_track(1, "evaluation")) == "evaluation"
 
 
-def test_the_classic_pilot_laps_every_racing_track() -> None:
-    """The racing tracks are drivable by the original car (it turns on 38 px) with its centre-line pilot."""
-    import gymnasium as gym
+def _drive(name: str, action_space: str, driver: Callable[[Any], Any], limit: int = 3000) -> dict[str, Any]:
+    env = gym.make(rewards_api.ENV_ID, track=name, mode="evaluation", action_space=action_space).unwrapped
+    env.reset(seed=0)
+    for _ in range(limit):
+        _, _, terminated, truncated, info = env.step(driver(env.car))
+        if terminated or truncated:
+            return info
+    raise AssertionError(f"{name}: the episode never ended")
 
-    import rewards_api
-    from rewards_api.envs.pilot import pilot_actions
 
-    for name in RACING_TRACKS + EVALUATION_NAMED_TRACKS:
-        env = gym.make(rewards_api.ENV_ID, track=name, mode="evaluation").unwrapped
-        env.reset(seed=0)
-        for _ in range(3000):
-            _, _, terminated, truncated, info = env.step(int(pilot_actions(env.car)[0]))
-            if terminated or truncated:
-                break
-        assert info["lap_complete"] is True, (name, info)
+def _racing_driver(track: Track, pace: float) -> Callable[[Any], list[float]]:
+    """Pure pursuit of the reference's racing line, at ``pace`` times the reference's speed there."""
+    line = racing_line(track)
+    spacing = np.hypot(*(np.roll(line, -1, axis=0) - line).T)
+    speeds = speed_profile(line_radii(line), spacing)[:-1]
+
+    def drive(car: Any) -> list[float]:
+        here = int(np.argmin(np.hypot(line[:, 0] - car.x, line[:, 1] - car.y)))
+        tx, ty = line[(here + 4 + int(car.speed * 4)) % len(line)]
+        aim = (math.atan2(car.y - ty, tx - car.x) - car.yaw + math.pi) % (2 * math.pi) - math.pi
+        reach = max(math.hypot(tx - car.x, ty - car.y), 1.0) / PIXELS_PER_METRE
+        steering = math.degrees(math.atan2(2 * WHEELBASE * math.sin(aim), reach))
+        return [float(np.clip(steering, -MAX_STEERING, MAX_STEERING)),
+                float(np.clip(pace * speeds[(here + 2) % len(line)], 0.5, MAX_SPEED))]
+
+    return drive
+
+
+@pytest.mark.parametrize("name", RACING_TRACKS + EVALUATION_NAMED_TRACKS)
+def test_both_cars_lap_every_racing_track(name: str) -> None:
+    """The original car (it turns on 38 px) laps with its centre-line pilot; the racing car laps close to
+    the reference at its pace, and leaves the track when it takes the narrow tracks' bends too fast."""
+    classic = _drive(name, "classic", lambda car: int(pilot_actions(car)[0]))
+    assert classic["lap_complete"] is True, classic
+    track = named_track(name)
+    racing = _drive(name, "continuous", _racing_driver(track, 0.95))
+    assert racing["lap_complete"] is True and not racing["offtrack"], racing
+    assert racing["time"] <= 1.1 * reference_lap_time(track)
+    if track.difficulty == "expert":
+        too_fast = _drive(name, "continuous", _racing_driver(track, 1.3))
+        assert too_fast["offtrack"] and not too_fast["lap_complete"], too_fast
 
 
 # ----- random tracks with a difficulty -------------------------------------------------------------------
