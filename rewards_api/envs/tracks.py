@@ -429,7 +429,7 @@ _RACING_DESIGNS: dict[str, _Design] = {
     ),
     "hairpin-alley": _Design(
         "training", TRAINING_SIZE, 60.0, "advanced", 7,
-        "Hairpin alley: 60 px across, a long top straight, then four hairpins back and forth up and "
+        "Hairpin alley: 60 px across, a long top straight, then five hairpins back and forth up and "
         "down the field",
         [
             (100, 160), (103, 139), (111, 120), (123, 103), (140, 91), (159, 83), (180, 80), (240, 80),
@@ -465,7 +465,7 @@ _RACING_DESIGNS: dict[str, _Design] = {
     "gauntlet": _Design(
         "evaluation", EVALUATION_SIZE, 50.0, "expert", 5,
         "Gauntlet: the expert evaluation track, 1000 px wide and 50 px across: an 800 px straight into a "
-        "hairpin, two chicanes, a switchback and a fast S",
+        "hairpin, a chicane, a U-turn, a switchback and a fast S",
         [
             (90, 140), (95, 117), (108, 98), (127, 85), (150, 80), (240, 80), (268, 80), (387, 80), (505, 80),
             (623, 80), (742, 80), (860, 80), (879, 84), (895, 95), (906, 111), (910, 130), (910, 140),
