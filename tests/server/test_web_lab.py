@@ -7,7 +7,9 @@ The screenshots go to ``test-artifacts/web-lab/`` in the project (or ``$REWARDS_
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -25,11 +27,15 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
+from rewards_api.envs.physics import DEFAULT_ACTIONS
+from rewards_api.store import SessionStore
+
 PROJECT = Path(__file__).parents[2]
 ARTIFACTS = Path(os.environ.get("REWARDS_ARTIFACTS") or PROJECT / "test-artifacts") / "web-lab"
 LAPTOP = (1366, 900)
 TABLET = (820, 1180)
 MODEL = "lab_car"
+TIMES = "\N{MULTIPLICATION SIGN}"
 
 
 def browser_paths() -> tuple[str, str]:
@@ -177,8 +183,15 @@ def create_a_model_with_a_reward_error_shown_at_its_line(lab: Server, browser: w
     click(browser, "next-name")
     click(browser, "track-2")
     wait(browser, lambda d: "chosen" in by_id(d, "track-2").get_attribute("class"), what="track 2 chosen")
+    with lab.client() as api:  # the catalogue's difficulty and reference lap, shown with the track
+        tracks = api.get("/api/v1/tracks").json()["tracks"]
+    track_2 = next(track for track in tracks if track["name"] == "training-2")
+    assert track_2["difficulty"] in text_of(browser, "track-2")
+    assert text_of(browser, "track-2-facts") == f"reference lap {track_2['reference_lap_time']:.1f} s"
     shot(browser, "04-track-chosen")
     click(browser, "next-track")
+    assert "chosen" in by_id(browser, "car-classic").get_attribute("class")  # the original's car by default
+    click(browser, "next-car")
     type_into(browser, "num_episodes", "100000")  # long enough to watch; the test stops it
     type_into(browser, "learning_rate", "0")
     click(browser, "next-model")
@@ -210,6 +223,7 @@ def create_a_model_with_a_reward_error_shown_at_its_line(lab: Server, browser: w
     with lab.client() as api:
         params = api.get("/api/v1/get_all_params", params={"session_id": MODEL}).json()
     assert params["env_params"]["environment_world"] == 2
+    assert "action_space" not in params["env_params"]  # the classic car's file keeps the original keys
     assert params["agent_params"]["num_episodes"] == 100000
     assert "distance_from_center" in params["training_params"]["reward_function"]
 
@@ -241,10 +255,11 @@ def train_watch_the_video_and_chart_then_stop(lab: Server, browser: webdriver.Ch
 
 
 def choose(driver: webdriver.Chrome, testid: str, option: str) -> None:
-    """Pick ``option`` in a Quasar select."""
+    """Pick ``option`` in a Quasar select (an option's label may go on with " · " and its track's facts)."""
     click(driver, testid)
     wait(driver, lambda d: [item for item in d.find_elements(By.CSS_SELECTOR, ".q-menu .q-item")
-                            if item.text == option], what=f"the option {option}")[0].click()
+                            if item.text == option or item.text.startswith(f"{option} · ")],
+         what=f"the option {option}")[0].click()
 
 
 def retrain_on_another_track(lab: Server, browser: webdriver.Chrome) -> None:
@@ -280,6 +295,10 @@ def evaluate_on_the_unseen_track(lab: Server, browser: webdriver.Chrome) -> None
     first = frame_bytes(browser, "evaluation-video")
     wait(browser, lambda d: frame_bytes(d, "evaluation-video") != first, what="the trials to move")
     assert "Evaluation track (unseen)" in text_of(browser, "results")
+    lap = text_of(browser, "evaluation-best-lap")  # timed by the evaluation, beside the track's reference
+    assert lap == "no lap" or re.fullmatch(rf"\d+(\.\d+)? s \(\d+\.\d\d{TIMES} reference\)", lap), lap
+    assert text_of(browser, "evaluation-off-track").endswith("/ 5")
+    assert text_of(browser, "evaluation-reference").startswith("Reference lap ")
     shot(browser, "11-evaluation")
     browser.get(f"{lab.url}/models/{MODEL}/evaluate?mode=training&track=9")  # no such track: the API's word
     refused = wait(browser, lambda d: (t := text_of(d, "evaluation-status")).startswith("The evaluation")
@@ -355,6 +374,77 @@ def test_a_students_session_from_sign_in_to_delete(lab: Server, browser: webdriv
     export_a_zip(lab, browser, downloads)
     models_page_fits_a_tablet(lab, browser)
     delete_after_confirming(lab, browser)
+
+
+RACER = "lab_racer"
+
+
+def visible(driver: webdriver.Chrome, testid: str) -> bool:
+    return any(element.is_displayed()
+               for element in driver.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]'))
+
+
+def fan_rays(driver: webdriver.Chrome) -> int:
+    return len(by_id(driver, "action-fan").find_elements(By.CSS_SELECTOR, "g.fan-action"))
+
+
+def test_a_racing_car_with_its_own_actions(lab: Server, browser: webdriver.Chrome) -> None:
+    """The wizard's racing car: its actions edited (the server's word beside the wrong one), drawn as a fan,
+    the network following the car; then the card and the leaderboard show its lap beside the reference."""
+    browser.get(f"{lab.url}/new?token={TOKEN}")
+    type_into(browser, "name", RACER)
+    click(browser, "next-name")
+    click(browser, "next-track")
+    click(browser, "car-discrete")
+    wait(browser, lambda d: fan_rays(d) == 15, what="the default actions' fan")
+    type_into(browser, "action-3-speed", "9")
+    refused = wait(browser, lambda d: (t := text_of(d, "action-3-effect")).startswith("actions[3]") and t,
+                   what="the speed's refusal beside it")
+    assert "actions[3].speed = 9" in refused and "0.5 to 4 m/s" in refused, refused
+    click(browser, "next-car")  # refused: the car's step stays
+    time.sleep(0.5)
+    assert by_id(browser, "action-3-speed").is_displayed() and not visible(browser, "next-model")
+    shot(browser, "18-racing-action-refused")
+    type_into(browser, "action-3-speed", "3.5")
+    wait(browser, lambda d: text_of(d, "action-3-effect") == "15° left at 3.5 m/s: a 2.04 m circle "
+         "(grip-limited)", what="the action's effect")
+    click(browser, "action-14-remove")
+    wait(browser, lambda d: not present(d, "action-14") and fan_rays(d) == 14, what="the action removed")
+    click(browser, "action-add")  # straight on at the slowest speed the list has not
+    wait(browser, lambda d: present(d, "action-14") and fan_rays(d) == 15, what="the action added")
+    shot(browser, "19-racing-actions")
+    click(browser, "next-car")
+    shape = wait(browser, lambda d: (t := text_of(d, "network-shape")) and t, what="the network's shape")
+    assert "6 inputs" in shape and "15 outputs" in shape, shape
+    assert by_id(browser, "hidden").get_attribute("value") == "64, 64"  # the racing car's default network
+    click(browser, "next-model")
+    click(browser, "create")
+    wait(browser, lambda d: d.current_url.endswith(f"/models/{RACER}/train"), what="the training view")
+    expected = [action.as_dict() for action in DEFAULT_ACTIONS]
+    expected[3]["speed"] = 3.5
+    expected[14] = {"steering_angle": 0.0, "speed": 0.5}
+    with lab.client() as api:
+        params = api.get("/api/v1/get_all_params", params={"session_id": RACER}).json()
+    assert params["env_params"]["action_space"] == "discrete"
+    assert params["env_params"]["actions"] == expected
+    layers = params["agent_params"]["model_configuration"]
+    assert (json.loads(layers) if isinstance(layers, str) else layers) == [[6, 64], [64, 64], [64, 15]]
+
+    # An evaluation of the racing car, as the server records one: the card and leaderboard show its lap.
+    metrics = {"num_trials": 5, "record": 1.0e6, "mean_score": 9.0e5, "laps_completed": 3,
+               "mean_progress": 81.2, "total_elapsed_time": 2.5, "evaluated_at": "2026-12-03T12:00:00Z",
+               "completion_percent": 81.2, "best_lap_time": 12.3, "mean_lap_time": 13.4, "off_track_count": 2,
+               "reference_lap_time": 10.42, "best_lap_ratio": 1.18, "car": "discrete"}
+    SessionStore(lab.home).record_evaluation(RACER, "evaluation", "1", metrics)
+    browser.get(f"{lab.url}/")
+    card = by_id(browser, f"card-{RACER}").text
+    lap = f"12.3 s (1.18{TIMES} reference)"
+    assert "racing car, 15 actions" in card and lap in card and "2 / 5" in card, card
+    shot(browser, "20-racing-card")
+    browser.get(f"{lab.url}/leaderboard")
+    rows = [row.text for row in by_id(browser, "leaderboard").find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert any(RACER in row and lap in row and "3 / 5" in row and "discrete" in row for row in rows), rows
+    assert "laps completed" in text_of(browser, "leaderboard-rule")
 
 
 def test_a_user_sees_only_their_own_models(lab: Server, browser: webdriver.Chrome) -> None:
