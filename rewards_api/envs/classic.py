@@ -61,6 +61,8 @@ _WHEEL_ACROSS = AXLE_TRACK * PIXELS_PER_METRE / 2  # px from the car's centre li
 WHEEL_OFFSETS = ((_WHEEL_ALONG, _WHEEL_ACROSS), (_WHEEL_ALONG, -_WHEEL_ACROSS),
                  (-_WHEEL_ALONG, _WHEEL_ACROSS), (-_WHEEL_ALONG, -_WHEEL_ACROSS))
 """(forward, left) pixels of each wheel from the car's centre, in the car's frame (either car)."""
+_WHEEL_FORWARD = np.array([forward for forward, _ in WHEEL_OFFSETS])
+_WHEEL_LEFTWARD = np.array([leftward for _, leftward in WHEEL_OFFSETS])
 
 OBSERVATION_SPACE = spaces.Box(0.0, RADAR_RANGE, shape=(len(RADAR_ANGLES),), dtype=np.float32)
 ACTION_SPACE = spaces.Discrete(3)
@@ -318,16 +320,13 @@ class CarRaceCore:
     def wheels_on_track(self, cars: np.ndarray | slice, hx: np.ndarray, hy: np.ndarray) -> np.ndarray:
         """Whether all four wheels of ``cars`` are on the asphalt; ``(hx, hy)``: their unit headings."""
         t = self.tables
-        x, y = self.x[cars], self.y[cars]
-        on = np.ones(len(x), dtype=bool)
-        for forward, leftward in WHEEL_OFFSETS:
-            wx = x + forward * hx + leftward * hy  # (hy, -hx) is the car's left on screen (y down)
-            wy = y + forward * hy - leftward * hx
-            inside = (wx >= 0) & (wx < t.width) & (wy >= 0) & (wy < t.height)
-            ix = np.clip(wx, 0, t.width - 1).astype(np.int64)
-            iy = np.clip(wy, 0, t.height - 1).astype(np.int64)
-            on &= inside & (t.center[iy * t.width + ix] <= t.half_width)
-        return on
+        x, y, hx, hy = self.x[cars][:, None], self.y[cars][:, None], hx[:, None], hy[:, None]
+        wx = x + _WHEEL_FORWARD * hx + _WHEEL_LEFTWARD * hy  # (hy, -hx) is the car's left on screen (y down)
+        wy = y + _WHEEL_FORWARD * hy - _WHEEL_LEFTWARD * hx
+        inside = (wx >= 0) & (wx < t.width) & (wy >= 0) & (wy < t.height)
+        ix = np.clip(wx, 0, t.width - 1).astype(np.int64)
+        iy = np.clip(wy, 0, t.height - 1).astype(np.int64)
+        return (inside & (t.center[iy * t.width + ix] <= t.half_width)).all(axis=1)
 
     def is_reversed(self, cars: np.ndarray | slice, hx: np.ndarray, hy: np.ndarray) -> np.ndarray:
         """Whether ``cars`` face against the track's direction (more than 90 degrees from it)."""
