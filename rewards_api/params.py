@@ -63,6 +63,7 @@ __all__ = [
     "check_action_space",
     "check_reward_function",
     "check_trainable",
+    "check_world",
     "configuration_from_hidden",
     "default_model_configuration",
     "describe_errors",
@@ -352,6 +353,37 @@ _SPEED_RANGE_RULE = (f"use [min, max] speeds in m/s with {MIN_SPEED:g} <= min < 
                      f"[{DEFAULT_SPEED_RANGE[0]:g}, {DEFAULT_SPEED_RANGE[1]:g}]")
 
 
+def check_world(value: Any) -> int | str:
+    """A session's training track: a number 1..NUM_WORLDS (the original's; numeric text too), or the name of
+    a named training track (``serpent``, ``drag-strip``, ...). Evaluation tracks are refused: they are held
+    out from training."""
+    if not (isinstance(value, str) and value.strip() and not value.strip().lstrip("+-").isdigit()):
+        try:
+            return _integer("environment_world", value, 1, NUM_WORLDS)
+        except ParameterError:
+            raise ParameterError("environment_world", value, _world_accepted()) from None
+    from .envs.tracks import EVALUATION_NAMED_TRACKS  # NumPy: only for a name
+
+    name = value.strip().lower()
+    if name in _training_track_names():
+        return name
+    held_out = ""
+    if name in EVALUATION_NAMED_TRACKS:
+        held_out = f"{name!r} is an evaluation track, held out from training; "
+    raise ParameterError("environment_world", value, held_out + _world_accepted())
+
+
+def _training_track_names() -> list[str]:
+    from .envs.tracks import ALL_NAMED_TRACKS, EVALUATION_NAMED_TRACKS
+
+    return [track for track in ALL_NAMED_TRACKS if track not in EVALUATION_NAMED_TRACKS]
+
+
+def _world_accepted() -> str:
+    return (f"use a track number from 1 to {NUM_WORLDS} or a named training track: "
+            f"{', '.join(_training_track_names())}")
+
+
 def check_action_space(value: Any) -> str:
     """One of ACTION_SPACES (case and spaces aside); ``None`` is the default, ``classic``."""
     return DEFAULT_ACTION_SPACE if value is None else _choice("action_space", value, ACTION_SPACES)
@@ -578,7 +610,9 @@ class EnvParams(BaseModel):
     model_config = _MODEL_CONFIG
 
     environment_name: str = "car-race"
-    environment_world: int = 1
+    environment_world: int | str = Field(1, description=(
+        "The training track: 1, 2 or 3 (the original's), or the name of a named training track such as "
+        "'drag-strip' (GET /tracks lists them; the evaluation tracks are held out)."))
     mode: Literal["training", "evaluation"] = "training"
     car_speed: int = 20
     action_space: Literal["classic", "discrete", "continuous"] = Field(
@@ -664,8 +698,8 @@ class EnvParams(BaseModel):
 
     @field_validator("environment_world", mode="before")
     @classmethod
-    def _check_world(cls, value: Any) -> int:
-        return _integer("environment_world", value, 1, NUM_WORLDS)
+    def _check_world(cls, value: Any) -> int | str:
+        return check_world(value)
 
     @field_validator("mode", mode="before")
     @classmethod

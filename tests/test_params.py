@@ -250,14 +250,27 @@ def test_num_episodes_refused(value: Any) -> None:
         f"num_episodes = {value!r} is not valid: use a whole number from 1 to 100000")
 
 
-@pytest.mark.parametrize(("name", "low", "high"), [("car_speed", 1, 60), ("environment_world", 1, 3)])
-def test_environment_ranges(name: str, low: int, high: int) -> None:
+TRACKS_ACCEPTED = ("use a track number from 1 to 3 or a named training track: serpent, twin-hairpins, "
+                   "zig-zag, grand-tour, speedway, drag-strip, chicanes, hairpin-alley, needle")
+
+
+@pytest.mark.parametrize(("name", "low", "high", "accepted"), [
+    ("car_speed", 1, 60, "use a whole number from 1 to 60"), ("environment_world", 1, 3, TRACKS_ACCEPTED)])
+def test_environment_ranges(name: str, low: int, high: int, accepted: str) -> None:
     assert getattr(EnvParams(**{name: low}), name) == low
     assert getattr(EnvParams(**{name: high}), name) == high
     assert getattr(EnvParams(**{name: float(high)}), name) == high
     for bad in (low - 1, high + 1, True, 1.5, "x"):
-        assert only_message(EnvParams, **{name: bad}) == (
-            f"{name} = {bad!r} is not valid: use a whole number from {low} to {high}")
+        assert only_message(EnvParams, **{name: bad}) == f"{name} = {bad!r} is not valid: {accepted}"
+
+
+def test_a_session_trains_on_a_named_track_but_never_on_a_held_out_one() -> None:
+    assert EnvParams(environment_world=" Drag-Strip ").environment_world == "drag-strip"
+    assert EnvParams(environment_world="2").environment_world == 2  # as the original UI's forms send it
+    assert EnvParams().model_dump()["environment_world"] == 1
+    assert only_message(EnvParams, environment_world="gauntlet") == (
+        f"environment_world = 'gauntlet' is not valid: 'gauntlet' is an evaluation track, held out from "
+        f"training; {TRACKS_ACCEPTED}")
 
 
 @pytest.mark.parametrize(

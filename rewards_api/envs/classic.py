@@ -221,10 +221,7 @@ class CarRaceCore:
         get 0 (the vector env's cars that are about to be reset). Returns
         ``(observations, rewards, terminated, truncated)``.
         """
-        self.action = actions.copy()
-        self.heading = (self.heading + _TURN_STEPS[actions]) % NUM_HEADINGS
-        self.x += SPEED * HEADING_X[self.heading]
-        self.y += SPEED * HEADING_Y[self.heading]
+        self._move(actions)
         self.steps += 1
         self._locate()
         self.radars = self._read_radars()
@@ -233,7 +230,14 @@ class CarRaceCore:
         self.score += rewards
         terminated = self.offtrack | self.lap_complete
         truncated = ~terminated & (self.steps >= self.max_episode_steps)
-        return self.radars.copy(), rewards, terminated, truncated
+        return self.observations(), rewards, terminated, truncated
+
+    def _move(self, actions: np.ndarray) -> None:
+        """The car's own physics: turn (or not), then drive ``SPEED`` px."""
+        self.action = actions.copy()
+        self.heading = (self.heading + _TURN_STEPS[actions]) % NUM_HEADINGS
+        self.x += SPEED * HEADING_X[self.heading]
+        self.y += SPEED * HEADING_Y[self.heading]
 
     def _pixels(self, cars: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """Flat index of the grid point nearest each car (clamped to the image), and whether the car

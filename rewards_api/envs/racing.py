@@ -223,8 +223,8 @@ class RacingCore(CarRaceCore):
         clipped = np.clip(np.asarray(actions, dtype=np.float64), self._low, self._high)
         return clipped[:, 0], clipped[:, 1]
 
-    def step(self, actions: np.ndarray, rewarded: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
-        """Advance every car by one action; returns ``(observations, rewards, terminated, truncated)``."""
+    def _move(self, actions: np.ndarray) -> None:
+        """The racing car's physics (see the module docstring); the rest of a step is the classic car's."""
         steer, target = self.commands(actions)
         self.action = np.array(actions, copy=True)
         before = self.speed
@@ -243,15 +243,6 @@ class RacingCore(CarRaceCore):
         self.steering = np.degrees(np.arctan(steered))
         self.turned = np.degrees(turn)
         self.heading = self._heading_index(self.yaw)
-        self.steps += 1
-        self._locate()
-        self.radars = self._read_radars()
-        self.lap_complete = ~self.offtrack & (self.travelled >= self.tables.length)
-        rewards = self._rewards(rewarded)
-        self.score += rewards
-        terminated = self.offtrack | self.lap_complete
-        truncated = ~terminated & (self.steps >= self.max_episode_steps)
-        return self.observations(), rewards, terminated, truncated
 
     def observations(self) -> np.ndarray:
         """(N, 6) float32: each car's 5 radars (px) and its speed (m/s)."""

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from ..envs.catalogue import catalogue_json
 from ..envs.render import track_png
-from ..envs.tracks import Track, builtin_track, get_track
+from ..envs.tracks import ALL_NAMED_TRACKS, Track, builtin_track, get_track, named_track
 from ..params import REWARD_CHECKED, AgentParams, EnvParams, ParameterError, TrainingParams
 from ..runs.jobs import JobManager, StillRunning
 from ..scores import final_eval_score
@@ -279,17 +279,21 @@ def get_track_catalogue() -> SafeJSONResponse:
 @router.get("/tracks/{name}", summary="A track's picture (PNG)", response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
 def get_track_png(name: str) -> Response:
-    if name not in TRACK_FILES:
-        raise HTTPException(404, f"there is no track {name!r}: tracks are {', '.join(TRACK_FILES)}")
+    pictures = [*TRACK_FILES, *(f"{track}.png" for track in ALL_NAMED_TRACKS)]
+    if name not in pictures:
+        raise HTTPException(404, f"there is no track {name!r}: tracks are {', '.join(pictures)}")
     return Response(_track_picture(name), media_type="image/png",
                     headers={"Cache-Control": "public, max-age=3600"})
 
 
-@functools.lru_cache(maxsize=len(TRACK_FILES))
+@functools.lru_cache(maxsize=len(TRACK_FILES) + len(ALL_NAMED_TRACKS))
 def _track_picture(name: str) -> bytes:
-    """A built-in track's PNG, encoded once (0.2-0.8 s each): every student's wizard shows all of them."""
-    mode, number = TRACK_FILES[name]
-    return track_png(builtin_track(mode, number))
+    """A built-in track's PNG, encoded once (0.2-0.8 s each): every student's wizard shows all of them.
+    ``name`` is one of TRACK_FILES or a named track's name with ``.png``."""
+    if name in TRACK_FILES:
+        mode, number = TRACK_FILES[name]
+        return track_png(builtin_track(mode, number))
+    return track_png(named_track(name.removesuffix(".png")))
 
 
 def _evaluation_target(mode: str, track_num: int | str, num_trials: int) -> tuple[str, Track]:

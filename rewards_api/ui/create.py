@@ -135,25 +135,20 @@ class Wizard:
         with ui.step("Track"):
             ui.label("The track the car learns on. It is evaluated later on a track it has never seen.") \
                 .classes("text-sm")
-            self.track_cards: dict[int, ui.card] = {}
+            self.track_cards: dict[int | str, ui.card] = {}
             with ui.element("div").classes("grid grid-cols-1 sm:grid-cols-3 gap-3 w-full"):
                 for number in TRAINING_TRACKS:
-                    entry = self.catalogue.get(("training", str(number)))
-                    with ui.card().classes("cursor-pointer p-2 gap-1 track-choice") \
-                            .props(f'data-testid="track-{number}"') \
-                            .on("click", lambda number=number: self.pick_track(number)) as card:
-                        ui.image(self.lab.url(f"tracks/track-{number}.png")).classes("w-full rounded")
-                        with ui.row().classes("w-full justify-center items-center gap-2"):
-                            ui.label(track_label("training", number)).classes("font-medium")
-                            difficulty_badge(entry)
-                        if entry:
-                            ui.label(track_facts({**entry, "difficulty": None})) \
-                                .classes("text-xs text-gray-500 text-center w-full") \
-                                .props(f'data-testid="track-{number}-facts"')
-                    self.track_cards[number] = card
+                    self.track_card(number, f"tracks/track-{number}.png")
+            named = [key for mode, key in self.catalogue if mode == "training" and not key.isdigit()]
+            if named:
+                ui.label("More tracks, for racing: hairpins, chicanes, long straights into braking zones, "
+                         "narrower asphalt.").classes("text-sm mt-2")
+                with ui.element("div").classes("grid grid-cols-2 sm:grid-cols-4 gap-3 w-full"):
+                    for name in named:
+                        self.track_card(name, f"tracks/{name}.png")
             if self.catalogue:
                 ui.label("The reference lap is the fastest lap the racing car's grip, acceleration and "
-                         "brakes allow along the centre line: the time to race against.") \
+                         "brakes allow: the time to race against.") \
                     .classes("text-xs text-gray-500")
             self.pick_track(self.track)
             self.car_speed = ui.slider(min=1, max=MAX_CAR_SPEED, value=DEFAULT_ENV.car_speed) \
@@ -163,10 +158,26 @@ class Wizard:
                 ui.button("Next", on_click=self.stepper.next).props('data-testid="next-track"')
                 ui.button("Back", on_click=self.stepper.previous).props("flat")
 
-    def pick_track(self, number: int) -> None:
-        self.track = number
+    def track_card(self, key: int | str, picture: str) -> None:
+        """A track to pick: its picture, name, difficulty and reference lap (from the catalogue)."""
+        entry = self.catalogue.get(("training", str(key)))
+        with ui.card().classes("cursor-pointer p-2 gap-1 track-choice") \
+                .props(f'data-testid="track-{key}"') \
+                .on("click", lambda key=key: self.pick_track(key)) as card:
+            ui.image(self.lab.url(picture)).classes("w-full rounded")
+            with ui.row().classes("w-full justify-center items-center gap-2"):
+                ui.label(track_label("training", key)).classes("font-medium")
+                difficulty_badge(entry)
+            if entry:
+                ui.label(track_facts({**entry, "difficulty": None})) \
+                    .classes("text-xs text-gray-500 text-center w-full") \
+                    .props(f'data-testid="track-{key}-facts"')
+        self.track_cards[key] = card
+
+    def pick_track(self, key: int | str) -> None:
+        self.track = key
         for other, card in self.track_cards.items():
-            card.classes(add="chosen" if other == number else "", remove="" if other == number else "chosen")
+            card.classes(add="chosen" if other == key else "", remove="" if other == key else "chosen")
 
     # ----- 3. car ----------------------------------------------------------------------------------------
     def car_step(self) -> None:

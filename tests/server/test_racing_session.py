@@ -20,10 +20,11 @@ SPEEDY = '''def reward_function(params):
 '''
 
 
-def racing_session(api: httpx.Client, server, actions: str = "-20:1.5, 0:2.5, 20:1.5") -> str:
+def racing_session(api: httpx.Client, server, actions: str = "-20:1.5, 0:2.5, 20:1.5",
+                   world: int | str = 2) -> str:
     session = "race_" + uuid.uuid4().hex[:10]
     assert api.post(f"{V1}/create_session", params={"session_id": session}).status_code == 200
-    answer = api.post(f"{V1}/write_env_params", json={"session_id": session, "environment_world": 2,
+    answer = api.post(f"{V1}/write_env_params", json={"session_id": session, "environment_world": world,
                                                       "car_speed": 60, "action_space": "discrete",
                                                       "actions": actions})
     assert answer.status_code == 200, answer.text
@@ -38,12 +39,15 @@ def racing_session(api: httpx.Client, server, actions: str = "-20:1.5, 0:2.5, 20
 
 def test_a_racing_session_trains_evaluates_with_lap_times_and_refuses_a_stale_model(api: httpx.Client,
                                                                                     server) -> None:
-    session = racing_session(api, server)
+    session = racing_session(api, server, world="Speedway")  # a named training track, as the lab sends it
+    assert json.loads((server.home / session / "env_params.json").read_text())["environment_world"] == \
+        "speedway"
     store = SessionStore(server.home)
     options = TrainingOptions(num_cars=8, settings=DQNSettings(learning_starts=64, batch_size=32))
     finished = Trainer(store, session, options).run()
     assert finished.episodes == 24
     history = store.read(session, "model_history")
+    assert history["runs"][-1]["track"] == "speedway"
     assert history["last_trained"]["car"]["action_space"] == "discrete"
     assert len(history["last_trained"]["car"]["actions"]) == 3
 
@@ -71,6 +75,20 @@ def test_a_racing_session_trains_evaluates_with_lap_times_and_refuses_a_stale_mo
     assert "model.pth was trained with other actions than the session's now" in stale.json()["message"]
     assert json.loads((server.home / session / "env_params.json").read_text())["actions"][0] == {
         "steering_angle": -30.0, "speed": 3.0}
+
+
+def test_named_training_tracks_have_pictures_and_evaluation_tracks_stay_held_out(api: httpx.Client,
+                                                                                  server) -> None:
+    picture = api.get(f"{V1}/tracks/drag-strip.png")
+    assert picture.status_code == 200 and picture.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert api.get(f"{V1}/tracks/moon.png").status_code == 404
+    session = "race_" + uuid.uuid4().hex[:10]
+    api.post(f"{V1}/create_session", params={"session_id": session})
+    refused = api.post(f"{V1}/write_env_params",
+                       json={"session_id": session, "environment_world": "gauntlet"})
+    assert refused.status_code == 422
+    assert "'gauntlet' is an evaluation track, held out from training" in refused.json()["message"]
+    assert not (server.home / session / "env_params.json").exists()
 
 
 def test_the_live_view_drives_the_racing_car(api: httpx.Client, server) -> None:

@@ -394,6 +394,11 @@ def test_a_racing_car_with_its_own_actions(lab: Server, browser: webdriver.Chrom
     browser.get(f"{lab.url}/new?token={TOKEN}")
     type_into(browser, "name", RACER)
     click(browser, "next-name")
+    click(browser, "track-drag-strip")  # a racing track: a long straight braking into a hairpin
+    wait(browser, lambda d: "chosen" in by_id(d, "track-drag-strip").get_attribute("class"),
+         what="drag-strip chosen")
+    assert "intermediate" in text_of(browser, "track-drag-strip")
+    assert not present(browser, "track-gauntlet")  # held out: an evaluation track is never trained on
     click(browser, "next-track")
     click(browser, "car-discrete")
     wait(browser, lambda d: fan_rays(d) == 15, what="the default actions' fan")
@@ -426,6 +431,7 @@ def test_a_racing_car_with_its_own_actions(lab: Server, browser: webdriver.Chrom
     with lab.client() as api:
         params = api.get("/api/v1/get_all_params", params={"session_id": RACER}).json()
     assert params["env_params"]["action_space"] == "discrete"
+    assert params["env_params"]["environment_world"] == "drag-strip"
     assert params["env_params"]["actions"] == expected
     layers = params["agent_params"]["model_configuration"]
     assert (json.loads(layers) if isinstance(layers, str) else layers) == [[6, 64], [64, 64], [64, 15]]
