@@ -21,7 +21,7 @@ SPEEDY = '''def reward_function(params):
 
 
 def racing_session(api: httpx.Client, server, actions: str = "-20:1.5, 0:2.5, 20:1.5",
-                   world: int | str = 2) -> str:
+                   world: int | str = 2, episodes: int = 24) -> str:
     session = "race_" + uuid.uuid4().hex[:10]
     assert api.post(f"{V1}/create_session", params={"session_id": session}).status_code == 200
     answer = api.post(f"{V1}/write_env_params", json={"session_id": session, "environment_world": world,
@@ -29,7 +29,7 @@ def racing_session(api: httpx.Client, server, actions: str = "-20:1.5, 0:2.5, 20
                                                       "actions": actions})
     assert answer.status_code == 200, answer.text
     agent = {"session_id": session, "model_configuration": "[[6, 16], [16, 3]]", "learning_rate": 0.01,
-             "loss_fn": "huber", "optimizer": "adam", "gamma": 0.9, "epsilon": 20, "num_episodes": 24}
+             "loss_fn": "huber", "optimizer": "adam", "gamma": 0.9, "epsilon": 20, "num_episodes": episodes}
     assert api.post(f"{V1}/write_agent_params", json=agent).status_code == 200
     training = {"session_id": session, "learning_algorithm": "dqn", "enable_wandb": False,
                 "reward_function": SPEEDY}
@@ -92,7 +92,7 @@ def test_named_training_tracks_have_pictures_and_evaluation_tracks_stay_held_out
 
 
 def test_the_live_view_drives_the_racing_car(api: httpx.Client, server) -> None:
-    session = racing_session(api, server)
+    session = racing_session(api, server, episodes=100_000)  # trains until stopped
     with api.stream("GET", f"{V1}/stream", params={"session_id": session}) as response:
         assert response.status_code == 200
         frames = read_parts(response, 3)
