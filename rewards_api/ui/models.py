@@ -280,9 +280,13 @@ class ModelCards:
             ui.label(f"Retrain {name}").classes("text-lg font-bold")
             ui.label("Training again continues from the saved network (a warm start) on the track you "
                      "pick; start over to forget what it learned.").classes("text-sm max-w-sm")
-            choices = track_choices(self.catalogue, "training")  # a session trains on tracks 1-3
-            track = ui.select({n: choices.get(f"training:{n}", track_label("training", n))
-                               for n in TRAINING_TRACKS}, value=card["track"], label="Track") \
+            choices = track_choices(self.catalogue, "training")  # tracks 1-3 and the named training tracks
+            options: dict[int | str, str] = {n: choices.get(f"training:{n}", track_label("training", n))
+                                             for n in TRAINING_TRACKS}
+            options.update({key.split(":", 1)[1]: label for key, label in choices.items()
+                            if not key.split(":", 1)[1].isdigit()})
+            current = card["track"] if card["track"] in options else 1
+            track = ui.select(options, value=current, label="Track") \
                 .classes("w-96").props('data-testid="retrain-track"')
             fresh = ui.checkbox("Start over with a new network")
 
