@@ -74,7 +74,7 @@ RETIRE_TIMEOUT = 10.0
 """Seconds a session's training may take to save and exit when the session is deleted, before it is killed."""
 KILL_WAIT = 5.0
 """Seconds to wait for a killed worker to be reaped."""
-STOP_GRACE = 0.5
+STOP_GRACE = 0.8
 """Seconds a worker told to stop may take to leave the reward code (it then says it is saving), before it is
 killed (its reward code may be in a long call, or in one C operation; the last saved state stays), so that
 a stop ends a job within 2 s whatever its reward code does (killing, reaping and reporting take the rest,

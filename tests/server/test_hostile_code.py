@@ -116,10 +116,11 @@ def test_stop_ends_a_job_within_2_s_whatever_its_reward_is_doing(api: httpx.Clie
     wait_job(api, session, lambda status: status.get("state") == "running" and status.get("episodes"), 60)
     time.sleep(1.0)  # the first car is six steps in: inside the sum
     assert job(api, session)["state"] == "running"
-    started = time.monotonic()
+    asked = time.time()
     assert api.get(f"{V1}/stop", params={"session_id": session}).status_code == 200
     ended = wait_job(api, session, lambda status: status.get("state") in FINAL, 10)
-    assert time.monotonic() - started < 2.0, (time.monotonic() - started, ended)
+    # The server's own clock of the job's end: the test's polling of a busy machine is not the stop's time.
+    assert ended["finished_at"] - asked < 2.0, (ended["finished_at"] - asked, ended)
     assert ended["state"] == "stopped" and "asked to stop" in ended["error"], ended
     assert api.get("/health").json()["ok"] is True
 
