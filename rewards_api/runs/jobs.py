@@ -925,8 +925,10 @@ class JobManager:
         process.join(timeout=1.0)
         code = process.exitcode
         crash_report = b""
-        if job.output is not None and code is not None and code < 0:
-            job.output.join(timeout=1.0)  # its last words (faulthandler's report of a crash)
+        if job.output is not None and code is not None and code < 0 and not job.killed:
+            # Its last words (faulthandler's report of a crash). Not for a worker killed here on purpose:
+            # why it died is known, and on a busy machine the wait for them is most of a stop's 2 s.
+            job.output.join(timeout=1.0)
             crash_report = job.output.tail
         job.output = None
         with self._lock:

@@ -52,6 +52,12 @@ def later(*body: str) -> str:
     return f"def reward_function(params):\n    if params['steps'] > 5:\n{lines}    return 1\n"
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time a process has used (user and system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def put_reward_on_disk(server: Any, session: str, source: str) -> None:
     """As a file written by hand or an imported archive would: past the check that writing does."""
     path = Path(server.home) / session / "training_params.json"
@@ -113,8 +119,14 @@ def test_stop_ends_a_job_within_2_s_whatever_its_reward_is_doing(api: httpx.Clie
                                                      "reward_function": later("return sum(range(10**13))")})
     assert written.status_code == 200, written.text
     assert api.post(f"{V1}/train", params={"session_id": session}).status_code == 200
-    wait_job(api, session, lambda status: status.get("state") == "running" and status.get("episodes"), 60)
-    time.sleep(1.0)  # the first car is six steps in: inside the sum
+    running = wait_job(api, session, lambda status: status.get("state") == "running"
+                       and status.get("episodes") and status.get("pid"), 60)
+    # Inside the sum: its first five steps take the worker milliseconds of CPU, the sum takes it all. (On a
+    # busy machine a niced worker can need seconds of wall time to get there.)
+    spent = cpu_seconds(running["pid"])
+    deadline = time.monotonic() + 30
+    while cpu_seconds(running["pid"]) - spent < 0.5 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert job(api, session)["state"] == "running"
     asked = time.time()
     assert api.get(f"{V1}/stop", params={"session_id": session}).status_code == 200
