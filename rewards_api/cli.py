@@ -210,7 +210,8 @@ def _store(ctx: typer.Context) -> SessionStore:
 
 
 # The session parameters, shared by create (with defaults) and set (all optional: None keeps the value).
-TrackOption = typer.Option("--track", help="Training track, 1-3.")
+TrackOption = typer.Option("--track", metavar="TRACK", help="Training track: 1-3, or a named training track "
+                           "such as drag-strip (rewards-api serve's GET /api/v1/tracks lists them).")
 CarSpeedOption = typer.Option("--car-speed", help="Frames per second of the live stream, 1-60.")
 ModelOption = typer.Option("--model", metavar="JSON", help="Q-network layers as JSON [[in, out], ...].")
 LearningRateOption = typer.Option("--lr", help="Learning rate, > 0 and <= 1.5.")
@@ -235,7 +236,7 @@ SpeedRangeOption = typer.Option("--speed-range", metavar="MIN:MAX", help="The co
 def create(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session id: letters, digits and underscores.")],
-    track: Annotated[int, TrackOption] = 1,
+    track: Annotated[str, TrackOption] = "1",
     car_speed: Annotated[int, CarSpeedOption] = 20,
     model: Annotated[str | None, ModelOption] = None,
     lr: Annotated[float, LearningRateOption] = 0.01,
@@ -330,7 +331,7 @@ def _plain(value: float) -> float | int:
 def set_command(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session id.")],
-    track: Annotated[int | None, TrackOption] = None,
+    track: Annotated[str | None, TrackOption] = None,
     car_speed: Annotated[int | None, CarSpeedOption] = None,
     model: Annotated[str | None, ModelOption] = None,
     lr: Annotated[float | None, LearningRateOption] = None,

@@ -361,7 +361,9 @@ def check_world(value: Any) -> int | str:
         try:
             return _integer("environment_world", value, 1, NUM_WORLDS)
         except ParameterError:
-            raise ParameterError("environment_world", value, _world_accepted()) from None
+            numeric_text = isinstance(value, str) and value.strip().lstrip("+-").isdigit()
+            shown = int(value) if numeric_text else value  # "7" from a form or the CLI reads as 7
+            raise ParameterError("environment_world", shown, _world_accepted()) from None
     from .envs.tracks import EVALUATION_NAMED_TRACKS  # NumPy: only for a name
 
     name = value.strip().lower()
