@@ -32,7 +32,7 @@ from ..envs.tracks import Track
 from ..scores import final_eval_score
 from ..store import SessionStore
 from .events import Event, TrialFinished, score_value
-from .train import SessionSetup, car_options, load_setup, observation_high
+from .train import SessionSetup, load_setup, observation_high
 
 __all__ = ["DEFAULT_TRIALS", "CarPose", "ModelNotTrained", "TrialResult", "evaluate", "final_eval_score",
            "greedy_trials", "lap_metrics", "load_best_model"]
@@ -78,7 +78,7 @@ def load_best_model(store: SessionStore, session_id: str, setup: SessionSetup | 
         raise ModelNotTrained(f"session {session_id!r} has no trained model yet: train it first")
     trained = store.read(session_id, "model_history").get("last_trained")
     trained_car = trained.get("car") if isinstance(trained, dict) else None
-    car = car_options(setup.env)
+    car = setup.env.car()
     trained_car = trained_car or {"action_space": "classic"}
     if trained_car != car:
         was, now = trained_car.get("action_space"), car["action_space"]
@@ -190,7 +190,7 @@ def evaluate(
     setup = load_setup(store, session_id)
     network = load_best_model(store, session_id, setup)
     reward = compile_reward_source(setup.reward_source)
-    options = car_options(setup.env)
+    options = setup.env.car()
     env = gym.make(ENV_ID, track=track, mode=mode, reward_function=reward, **options).unwrapped
     started = time.perf_counter()
     results = greedy_trials(network, env, num_trials, emit, poses)

@@ -128,22 +128,11 @@ class SessionSetup:
     reward_source: str
 
 
-def car_options(env: EnvParams) -> dict[str, Any]:
-    """The env arguments of a session's car (``action_space`` with its ``actions`` or ``speed_range``)."""
-    space = getattr(env, "action_space", "classic")
-    options: dict[str, Any] = {"action_space": space}
-    if space == "discrete" and getattr(env, "actions", None) is not None:
-        options["actions"] = [dict(action) for action in env.actions]
-    if space == "continuous" and getattr(env, "speed_range", None) is not None:
-        options["speed_range"] = list(env.speed_range)
-    return options
-
-
 def observation_high(env: EnvParams) -> list[float]:
     """The largest value of each of the session's observations (what the Q-network divides by)."""
     from ..envs.racing import car_spec
 
-    return car_spec(**car_options(env)).observation_space().high.tolist()
+    return car_spec(**env.car()).observation_space().high.tolist()
 
 
 def load_setup(store: SessionStore, session_id: str) -> SessionSetup:
@@ -169,7 +158,7 @@ class Trainer:
         self.options = options or TrainingOptions()
         self.paths = store.paths(session_id)
         self.setup = load_setup(store, session_id)
-        self.car = car_options(self.setup.env)
+        self.car = self.setup.env.car()  # the env options of the session's car
         self._stop = threading.Event()
         self._frame_wanted = threading.Event()
 

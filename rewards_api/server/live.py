@@ -39,7 +39,7 @@ class LiveView:
 
         from ..agents.dqn import QNetwork
         from ..envs.car_race import CarRaceEnv
-        from ..runs.train import car_options, observation_high
+        from ..runs.train import observation_high
 
         # The server's only networks are these tiny ones: one thread, so that PyTorch's spinning worker
         # threads never take a core from a training.
@@ -54,7 +54,7 @@ class LiveView:
         self.user = user
         self.jobs = jobs
         self.fps = float(env_params.car_speed)
-        self.env = CarRaceEnv(track=env_params.environment_world, mode="training", **car_options(env_params))
+        self.env = CarRaceEnv(track=env_params.environment_world, mode="training", **env_params.car())
         self.network = QNetwork(layers, observation_high(env_params))
         self._weights: Any = None
         self._observation, _ = self.env.reset(seed=0)
