@@ -516,7 +516,8 @@ def _training_mark(store: SessionStore, session: str, doing: str) -> Iterator[No
 def train(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session id.")],
-    cars: Annotated[int, typer.Option(help="Cars driving at once.", min=1, max=4096)] = 64,
+    cars: Annotated[int | None, typer.Option(help="Cars driving at once (default: 64 for DQN, 256 for PPO).",
+                                             min=1, max=4096)] = None,
     track: Annotated[str | None, typer.Option(metavar="TRACK", help="Train on this track this time, e.g. 2 "
                                               "or random:42 (default: the session's track).")] = None,
     tracks: Annotated[str | None, typer.Option(metavar="TRACKS", help="Train on these tracks at once, e.g. "
@@ -579,7 +580,7 @@ def _check_tracks(tracks: tuple[int | str, ...], mode: str, flag: str) -> None:
             fail(f"{flag} {chosen}: {exc}")
 
 
-def _run_training(store: SessionStore, session: str, track_list: tuple[int | str, ...] | None, *, cars: int,
+def _run_training(store: SessionStore, session: str, track_list: tuple[int | str, ...] | None, *, cars: int | None,
                   seed: int, fresh: bool, seconds: float | None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -17,7 +17,7 @@ import json
 import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pydantic
@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_ENV_PARAMS",
     "DEFAULT_MODEL_CONFIGURATION",
     "DEFAULT_TRAINING_PARAMS",
+    "LEARNING_ALGORITHMS",
     "LOSS_FUNCTIONS",
     "MAX_LAYERS",
     "MAX_LAYER_SIZE",
@@ -49,6 +50,9 @@ __all__ = [
     "NUM_ACTIONS",
     "NUM_RADARS",
     "OPTIMIZERS",
+    "OPTIONAL_AGENT_KEYS",
+    "PPO_KEYS",
+    "PPO_DEFAULTS",
     "RACING_HIDDEN_SIZES",
     "RACING_OBSERVATION_SIZE",
     "REWARD_CHECKED",
@@ -56,6 +60,7 @@ __all__ = [
     "AgentParams",
     "CarShape",
     "EnvParams",
+    "PPOParams",
     "ParameterError",
     "TrainingParams",
     "action_count",
@@ -98,7 +103,7 @@ NUM_WORLDS = 3
 LOSS_FUNCTIONS: tuple[str, ...] = ("mse", "rmse", "mae", "huber")
 OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "adagrad")
 MODES: tuple[str, ...] = ("training", "evaluation")
-LEARNING_ALGORITHMS: tuple[str, ...] = ("dqn",)
+LEARNING_ALGORITHMS: tuple[str, ...] = ("dqn", "ppo")
 DEFAULT_MODEL_CONFIGURATION = "[[5, 9], [9, 3]]"
 
 _FRACTION = "use a fraction from 0 to 1 or a percentage from 1 to 100"
@@ -720,6 +725,20 @@ def _context_car(info: pydantic.ValidationInfo) -> CarShape | None:
 
 
 @dataclass(frozen=True)
+class PPOParams:
+    """PPO's hyper-parameters (agent_params.json; DeepRacer's names where it has them): see
+    ``rewards_api.agents.ppo``. The discount and the learning rate are the session's ``gamma`` and
+    ``learning_rate``, the value loss its ``loss_fn``."""
+
+    batch_size: int = 4096
+    num_epochs: int = 4
+    beta_entropy: float = 0.01
+    rollout_length: int = 32
+    clip_range: float = 0.2
+    gae_lambda: float = 0.95
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     """The agent's parameters normalised for the learning engine (gamma and epsilon as fractions)."""
 
@@ -730,6 +749,29 @@ class AgentConfig:
     gamma: float
     epsilon: float
     num_episodes: int
+    normalize_rewards: bool = True
+    ppo: PPOParams = field(default_factory=lambda: PPOParams())
+
+
+PPO_KEYS: tuple[str, ...] = ("batch_size", "num_epochs", "beta_entropy", "rollout_length", "clip_range",
+                             "gae_lambda")
+"""agent_params.json's PPO keys: written only when sent (a DQN session's file keeps the original keys)."""
+OPTIONAL_AGENT_KEYS: tuple[str, ...] = (*PPO_KEYS, "normalize_rewards")
+MAX_BATCH_SIZE = 65_536
+MAX_EPOCHS = 100
+MAX_ROLLOUT_LENGTH = 4096
+PPO_DEFAULTS: dict[str, Any] = {"learning_rate": 0.0003, "num_episodes": 20_000}
+"""What a new PPO session is given where DQN's defaults do not suit it (the CLI's ``create`` and the lab
+fill them in; stored values are never changed): DeepRacer's learning rate (DQN's is the original's 0.01),
+and enough episodes for PPO's batches of thousands of steps (~20 s on this machine; the original's 700
+are over in a second of 256 cars, before the first few updates)."""
+
+
+def _open_fraction(name: str, value: Any, accepted: str, low_open: bool = True) -> float:
+    number = float(_number(name, value, accepted))
+    if not math.isfinite(number) or number > 1 or number < 0 or (low_open and number == 0):
+        raise ParameterError(name, value, accepted)
+    return number
 
 
 class AgentParams(BaseModel):
@@ -744,6 +786,16 @@ class AgentParams(BaseModel):
     gamma: int | float = 0.9
     epsilon: int | float = 20
     num_episodes: int = 700
+    normalize_rewards: bool = Field(True, description=(
+        "Divide rewards by a running estimate of the return's standard deviation before learning (both "
+        "algorithms), so that the reward function's scale does not matter; scores stay in its units."))
+    batch_size: int = Field(4096, description="PPO: samples per gradient step (16 to 65536).")
+    num_epochs: int = Field(4, description="PPO: passes over each rollout (1 to 100).")
+    beta_entropy: float = Field(0.01, description="PPO: weight of the entropy bonus, from 0 to 1.")
+    rollout_length: int = Field(32, description=(
+        "PPO: steps each car drives between two updates (4 to 4096); an update learns from all cars' steps."))
+    clip_range: float = Field(0.2, description="PPO: the clipping of the policy ratio, above 0, at most 1.")
+    gae_lambda: float = Field(0.95, description="PPO: GAE's lambda, from 0 to 1.")
 
     @model_validator(mode="before")
     @classmethod
@@ -786,6 +838,48 @@ class AgentParams(BaseModel):
     def _check_episodes(cls, value: Any) -> int:
         return _integer("num_episodes", value, 1, MAX_EPISODES)
 
+    @field_validator("normalize_rewards", mode="before")
+    @classmethod
+    def _check_normalize(cls, value: Any) -> bool:
+        return _bool("normalize_rewards", value)
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _check_batch(cls, value: Any) -> int:
+        return _integer("batch_size", value, 16, MAX_BATCH_SIZE)
+
+    @field_validator("num_epochs", mode="before")
+    @classmethod
+    def _check_epochs(cls, value: Any) -> int:
+        return _integer("num_epochs", value, 1, MAX_EPOCHS)
+
+    @field_validator("rollout_length", mode="before")
+    @classmethod
+    def _check_rollout(cls, value: Any) -> int:
+        return _integer("rollout_length", value, 4, MAX_ROLLOUT_LENGTH)
+
+    @field_validator("beta_entropy", "gae_lambda", mode="before")
+    @classmethod
+    def _check_closed_fraction(cls, value: Any, info: pydantic.ValidationInfo) -> float:
+        name = info.field_name or "value"
+        return _open_fraction(name, value, "use a number from 0 to 1", low_open=False)
+
+    @field_validator("clip_range", mode="before")
+    @classmethod
+    def _check_clip(cls, value: Any) -> float:
+        return _open_fraction("clip_range", value, "use a number greater than 0 and at most 1 (PPO's usual "
+                              "is 0.2)")
+
+    @model_serializer(mode="wrap")
+    def _original_keys_unless_sent(self, handler: pydantic.SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """agent_params.json keeps the original keys; PPO's and ``normalize_rewards`` are added once sent."""
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in OPTIONAL_AGENT_KEYS:
+                if key not in self.model_fields_set:
+                    data.pop(key, None)
+        return data
+
     def config(self) -> AgentConfig:
         """The normalised view for the learning engine: parsed layers, gamma and epsilon as fractions."""
         return AgentConfig(
@@ -796,6 +890,8 @@ class AgentParams(BaseModel):
             gamma=as_fraction("gamma", self.gamma),
             epsilon=as_fraction("epsilon", self.epsilon),
             num_episodes=self.num_episodes,
+            normalize_rewards=self.normalize_rewards,
+            ppo=PPOParams(**{key: getattr(self, key) for key in PPO_KEYS}),
         )
 
 
@@ -804,7 +900,9 @@ class TrainingParams(BaseModel):
 
     model_config = _MODEL_CONFIG
 
-    learning_algorithm: Literal["dqn"] = "dqn"
+    learning_algorithm: Literal["dqn", "ppo"] = Field("dqn", description=(
+        "'dqn' (the original: deep Q-learning, for the classic and discrete cars) or 'ppo' (proximal policy "
+        "optimization, for every car, the continuous one included)."))
     enable_wandb: bool = False
     reward_function: str = DEFAULT_REWARD_SOURCE
 
@@ -859,11 +957,11 @@ def mismatch_advice(problem: str, layers: list[tuple[int, int]], shape: CarShape
 
 def check_trainable(env: EnvParams, learning_algorithm: str) -> None:
     """ParameterError for a car the learning algorithm cannot train: DQN picks one of a list of actions,
-    so the continuous car waits for PPO (the next issue)."""
+    so the continuous car needs PPO."""
     if env.action_space == "continuous" and learning_algorithm == "dqn":
-        raise ParameterError("learning_algorithm", learning_algorithm, "the continuous car needs PPO, which "
-                             "comes in the next release (DQN picks one of a list of actions): choose "
-                             "action_space 'discrete' to train the racing car with DQN now")
+        raise ParameterError("learning_algorithm", learning_algorithm, "the continuous car needs PPO (DQN "
+                             "picks one of a list of actions): set learning_algorithm to 'ppo' "
+                             "(training_params.json), or choose action_space 'discrete' to train with DQN")
 
 
 REWARD_CHECKED = {"reward_checked": True}

@@ -280,7 +280,7 @@ def test_a_session_trains_on_a_named_track_but_never_on_a_held_out_one() -> None
         ("loss_fn", "l1", "use 'mse', 'rmse', 'mae' or 'huber'"),
         ("optimizer", "sgd", "use 'adam', 'rmsprop' or 'adagrad'"),
         ("optimizer", None, "use 'adam', 'rmsprop' or 'adagrad'"),
-        ("learning_algorithm", "ppo", "use 'dqn'"),
+        ("learning_algorithm", "sac", "use 'dqn' or 'ppo'"),
         ("enable_wandb", 2, "use true or false (or 1 or 0)"),
         ("enable_wandb", "maybe", "use true or false (or 1 or 0)"),
         ("environment_name", "", "use the name of an environment, such as 'car-race'"),

@@ -8,7 +8,9 @@ as a buffer that is not saved, so a saved ``state_dict`` holds just the layers a
 
 The update is DQN with a target network (hard-copied every ``target_update_every`` updates),
 Double-DQN targets (the online network picks the next action, the target network values it), gradient
-clipping, and the user's loss and optimizer. ``DQNSettings`` says how often it updates.
+clipping, and the user's loss and optimizer. ``DQNSettings`` says how often it updates. Rewards are
+divided by a running estimate of the return's spread (``normalize.py``) as a batch is drawn, so that a
+reward function's scale does not change how it learns.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .normalize import RewardNormalizer
+
 OBSERVATION_SCALE = 200.0
 """Radar range in pixels: observations are divided by it before the first layer."""
 
@@ -28,17 +32,27 @@ OPTIMIZERS = ("adam", "rmsprop", "adagrad")
 
 
 class QNetwork(nn.Module):
-    """Fully-connected Q-network: ``layers`` is ``[(in, out), ...]``, ReLU between layers.
+    """Fully-connected network: ``layers`` is ``[(in, out), ...]``, ReLU between layers. DQN's Q-network,
+    and PPO's actor and critic (see ``ppo.py``).
 
     ``observation_high``: the largest value of each input (default ``OBSERVATION_SCALE`` for all).
+    ``action_low``/``action_high``: a continuous car's action bounds (PPO's actor): its outputs are then
+    the action's mean in [-1, 1], mapped linearly onto the bounds (:meth:`to_actions`); without them
+    the outputs are one value per action and the greedy action is the largest.
     """
 
-    def __init__(self, layers: list[tuple[int, int]], observation_high: list[float] | None = None) -> None:
+    def __init__(self, layers: list[tuple[int, int]], observation_high: list[float] | None = None,
+                 action_low: list[float] | None = None, action_high: list[float] | None = None) -> None:
         super().__init__()
         high = observation_high or [OBSERVATION_SCALE] * layers[0][0]
         if len(high) != layers[0][0]:
             raise ValueError(f"the first layer takes {layers[0][0]} inputs; the observation has {len(high)}")
         self.register_buffer("scale", 1.0 / torch.tensor(high, dtype=torch.float32), persistent=False)
+        self.continuous = action_low is not None and action_high is not None
+        if self.continuous:
+            low = torch.tensor(action_low, dtype=torch.float32)
+            self.register_buffer("action_middle", (torch.tensor(action_high) + low) / 2, persistent=False)
+            self.register_buffer("action_half", (torch.tensor(action_high) - low) / 2, persistent=False)
         modules: list[nn.Module] = []
         for i, (fan_in, fan_out) in enumerate(layers):
             if i:
@@ -49,6 +63,22 @@ class QNetwork(nn.Module):
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         return self.layers(observations * self.scale)
+
+    def to_actions(self, outputs: torch.Tensor) -> np.ndarray:
+        """A continuous car's ``[steering, speed]`` for outputs in [-1, 1] (clipped into it first)."""
+        return (self.action_middle + outputs.clamp(-1.0, 1.0) * self.action_half).numpy()
+
+    @torch.no_grad()
+    def greedy(self, observations: np.ndarray) -> np.ndarray:
+        """The greedy action of each observation of a batch: the largest output's index (the best Q-value,
+        or the most likely action of a categorical policy), or a continuous policy's mean action."""
+        outputs = self(torch.from_numpy(np.asarray(observations, dtype=np.float32)))
+        return self.to_actions(outputs) if self.continuous else outputs.argmax(dim=1).numpy()
+
+    def greedy_action(self, observation: np.ndarray) -> int | np.ndarray:
+        """:meth:`greedy` of one observation, as a single car's env takes it (an index or a row)."""
+        action = self.greedy(np.asarray(observation)[None])[0]
+        return action if self.continuous else int(action)
 
 
 def loss_function(name: str, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -151,10 +181,9 @@ class DQNAgent:
         self.optimizer = make_optimizer(optimizer, list(self.q.parameters()), learning_rate)
         self.updates = 0
 
-    @torch.no_grad()
     def greedy(self, observations: np.ndarray) -> np.ndarray:
         """The highest-valued action for each observation (a batch of radar readings)."""
-        return self.q(torch.from_numpy(np.asarray(observations, dtype=np.float32))).argmax(dim=1).numpy()
+        return self.q.greedy(observations)
 
     def act(self, observations: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
         """Epsilon-greedy actions: each car explores at random with probability ``epsilon``."""
@@ -164,9 +193,14 @@ class DQNAgent:
             actions[explore] = rng.integers(0, self.num_actions, size=int(explore.sum()))
         return actions
 
-    def update(self, buffer: ReplayBuffer, rng: np.random.Generator) -> float:
-        """One gradient step on a sampled batch; returns the loss."""
+    def update(self, buffer: ReplayBuffer, rng: np.random.Generator,
+               normalizer: RewardNormalizer | None = None) -> float:
+        """One gradient step on a sampled batch; returns the loss. The buffer holds the rewards as the
+        reward function gave them; ``normalizer`` scales them by its current estimate as they are drawn
+        (as SB3 does with VecNormalize), so every update sees one scale, however old the transition."""
         obs, actions, rewards, next_obs, dones = buffer.sample(self.settings.batch_size, rng)
+        if normalizer is not None:
+            rewards = torch.from_numpy(normalizer.normalize(rewards.numpy()))
         n = len(actions)
         # One pass of the online network over both halves; only the first half carries gradients.
         values = self.q(torch.cat([obs, next_obs]))
@@ -205,10 +239,11 @@ def epsilon_at(episode: int, start: float, num_episodes: int, settings: DQNSetti
     return max(floor, start - (start - floor) * episode / span)
 
 
-def load_q_network(layers: list[tuple[int, int]], path: str,
-                   observation_high: list[float] | None = None) -> QNetwork:
-    """A Q-network built from ``layers`` with the weights saved at ``path`` (a ``state_dict``)."""
-    network = QNetwork(layers, observation_high)
+def load_q_network(layers: list[tuple[int, int]], path: str, observation_high: list[float] | None = None,
+                   action_bounds: tuple[list[float], list[float]] | None = None) -> QNetwork:
+    """A network built from ``layers`` with the weights saved at ``path`` (a ``state_dict``): DQN's
+    Q-network, or PPO's actor (``action_bounds``: a continuous car's ``(low, high)``)."""
+    network = QNetwork(layers, observation_high, *(action_bounds or (None, None)))
     network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     network.eval()
     return network

@@ -32,7 +32,7 @@ from ..envs.tracks import Track
 from ..scores import final_eval_score
 from ..store import SessionStore
 from .events import Event, TrialFinished, score_value
-from .train import SessionSetup, load_setup, observation_high
+from .train import SessionSetup, action_bounds, load_setup, observation_high
 
 __all__ = ["DEFAULT_TRIALS", "CarPose", "ModelNotTrained", "TrialResult", "evaluate", "final_eval_score",
            "greedy_trials", "lap_metrics", "load_best_model"]
@@ -87,7 +87,8 @@ def load_best_model(store: SessionStore, session_id: str, setup: SessionSetup | 
         raise ModelNotTrained(f"session {session_id!r}: model.pth was trained {change}: train the session "
                               "again (a new model starts)")
     try:
-        return load_q_network(setup.config.layers, str(path), observation_high(setup.env))
+        return load_q_network(setup.config.layers, str(path), observation_high(setup.env),
+                              action_bounds(setup.env))
     except RuntimeError as exc:
         raise ModelNotTrained(
             f"session {session_id!r}: model.pth was trained for another model_configuration than "
@@ -112,8 +113,7 @@ def greedy_trials(network: QNetwork, env: gym.Env, num_trials: int,
         trail: list[CarPose] = []
         while True:
             trail.append(_pose(car))
-            with torch.no_grad():
-                action = int(network(torch.from_numpy(observation[None])).argmax())
+            action = network.greedy_action(observation)
             observation, _, terminated, truncated, info = env.step(action)
             if terminated or truncated:
                 trail.append(_pose(car))

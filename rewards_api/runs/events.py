@@ -40,6 +40,9 @@ class TrainingStarted(Event):
     steps: int
     record: float | None
     layers: list[list[int]]
+    algorithm: str = "dqn"  # the session's learning_algorithm
+    start: str = "fresh"  # fresh, warm or resumed (see rewards_api.runs.train)
+    message: str | None = None  # why a new model started, when the session had one for another algorithm
 
 
 @dataclass(frozen=True)

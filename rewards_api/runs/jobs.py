@@ -380,7 +380,7 @@ def _worker_main(home: str, session_id: str, options: TrainingOptions | None, fr
     def send_weights(trainer: Trainer) -> bool:
         nonlocal weights_sent
         weights_sent = time.monotonic()
-        return channel.send(_WEIGHTS, _state_dict_bytes(trainer.agent.q.state_dict()))
+        return channel.send(_WEIGHTS, _state_dict_bytes(trainer.policy.state_dict()))
 
     def on_event(event: Event) -> None:
         if isinstance(event, FrameReady):

@@ -45,6 +45,7 @@ on, so the agent is never taught to fear the finish line.
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import threading
 import time
@@ -57,7 +58,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ..agents.dqn import DQNAgent, DQNSettings, ReplayBuffer, epsilon_at
+from ..agents.dqn import DQNAgent, DQNSettings, QNetwork, ReplayBuffer, epsilon_at
+from ..agents.normalize import RewardNormalizer
+from ..agents.ppo import PPOAgent, PPOSettings
 from ..envs import ENV_ID
 from ..envs.render import encode_jpeg
 from ..envs.reward import RewardFunctionError, compile_reward_source
@@ -89,6 +92,10 @@ model already drives, so it needs less exploring than a new one, but some, for a
 MAX_RUNS = 1000
 """``model_history.json`` keeps the entries of the last this many runs."""
 
+CARS = {"dqn": 64, "ppo": 256}
+"""Cars driving at once, unless a run says otherwise: PPO learns from batches of thousands of steps at a
+time, which many cars fill at a lower cost per step; DQN learns a little after every step."""
+
 EventHandler = Callable[[Event], None]
 StartKind = Literal["fresh", "warm", "resumed"]
 """How a run began (see the module docstring)."""
@@ -98,7 +105,7 @@ StartKind = Literal["fresh", "warm", "resumed"]
 class TrainingOptions:
     """How a run trains (the user's parameters come from the session)."""
 
-    num_cars: int = 64
+    num_cars: int | None = None  # None: CARS[the session's learning_algorithm]
     tracks: tuple[int | str, ...] | None = None  # default: the session's environment_world
     seed: int = 0
     random_start: bool = True  # cars start anywhere on the track: they see all of it early
@@ -126,6 +133,7 @@ class SessionSetup:
     agent: AgentParams
     config: AgentConfig
     reward_source: str
+    algorithm: str = "dqn"  # training_params.json learning_algorithm
 
 
 def observation_high(env: EnvParams) -> list[float]:
@@ -133,6 +141,17 @@ def observation_high(env: EnvParams) -> list[float]:
     from ..envs.racing import car_spec
 
     return car_spec(**env.car()).observation_space().high.tolist()
+
+
+def action_bounds(env: EnvParams) -> tuple[list[float], list[float]] | None:
+    """The continuous car's ``(low, high)`` actions (steering, speed), what its policy's outputs map onto;
+    None for the cars with a list of actions."""
+    from gymnasium import spaces
+
+    from ..envs.racing import car_spec
+
+    space = car_spec(**env.car()).action_space_of()
+    return (space.low.tolist(), space.high.tolist()) if isinstance(space, spaces.Box) else None
 
 
 def load_setup(store: SessionStore, session_id: str) -> SessionSetup:
@@ -144,7 +163,8 @@ def load_setup(store: SessionStore, session_id: str) -> SessionSetup:
     agent = session_agent_params(env, stored["agent_params"])
     training = TrainingParams(**stored["training_params"])
     check_trainable(env, training.learning_algorithm)
-    return SessionSetup(env=env, agent=agent, config=agent.config(), reward_source=training.reward_function)
+    return SessionSetup(env=env, agent=agent, config=agent.config(), reward_source=training.reward_function,
+                        algorithm=training.learning_algorithm)
 
 
 
@@ -159,6 +179,7 @@ class Trainer:
         self.paths = store.paths(session_id)
         self.setup = load_setup(store, session_id)
         self.car = self.setup.env.car()  # the env options of the session's car
+        self.num_cars = self.options.num_cars or CARS[self.setup.algorithm]
         self._stop = threading.Event()
         self._frame_wanted = threading.Event()
 
@@ -188,6 +209,7 @@ class Trainer:
             episode=self.episodes, episodes=self.target_episodes, steps=self.steps,
             record=score_value(self.record) if np.isfinite(self.record) else None,
             layers=[list(layer) for layer in self.setup.config.layers],
+            algorithm=self.setup.algorithm, start=self.start_kind, message=self.start_message,
         ))
         try:
             while self.episodes < self.target_episodes and not self._stop.is_set():
@@ -217,17 +239,34 @@ class Trainer:
         mode = "training"
         self.envs = []
         for i, track in enumerate(tracks):
-            cars = options.num_cars // len(tracks) + (1 if i < options.num_cars % len(tracks) else 0)
+            cars = self.num_cars // len(tracks) + (1 if i < self.num_cars % len(tracks) else 0)
             env = gym.make_vec(ENV_ID, num_envs=max(cars, 1), vectorization_mode="vector_entry_point",
                                track=track, mode=mode, reward_function=reward,
                                random_start=options.random_start, autoreset_mode="SameStep",
                                **self.car)
             self.envs.append(env)
         self.track_names = [env.track.name for env in self.envs]
+        counts = np.cumsum([0, *(env.num_envs for env in self.envs)])
+        self.car_slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(counts)]
         high = self.envs[0].single_observation_space.high.tolist()
-        self.agent = DQNAgent(config.layers, config.learning_rate, config.loss_fn, config.optimizer,
-                              config.gamma, options.settings, seed=options.seed, observation_high=high)
-        self.buffer = ReplayBuffer(options.settings.buffer_size, observation_size=len(high))
+        self.agent: DQNAgent | PPOAgent
+        if self.setup.algorithm == "ppo":
+            space = self.envs[0].single_action_space
+            bounds = (space.low.tolist(), space.high.tolist()) if isinstance(space, gym.spaces.Box) else None
+            ppo = config.ppo
+            settings = PPOSettings(rollout_length=ppo.rollout_length, batch_size=ppo.batch_size,
+                                   num_epochs=ppo.num_epochs, beta_entropy=ppo.beta_entropy,
+                                   clip_range=ppo.clip_range, gae_lambda=ppo.gae_lambda)
+            self.agent = PPOAgent(config.layers, config.learning_rate, config.optimizer, config.gamma,
+                                  config.loss_fn, int(counts[-1]), settings, seed=options.seed,
+                                  observation_high=high, action_bounds=bounds)
+        else:
+            self.agent = DQNAgent(config.layers, config.learning_rate, config.loss_fn, config.optimizer,
+                                  config.gamma, options.settings, seed=options.seed, observation_high=high)
+            self.buffer = ReplayBuffer(options.settings.buffer_size, observation_size=len(high))
+        total = int(counts[-1])
+        self.normalizer = RewardNormalizer(total, config.gamma) if config.normalize_rewards else None
+        self.start_message: str | None = None  # why a new model started, when the user should know
         self.rng = np.random.default_rng(options.seed)
         self.episodes = self.steps = 0
         self.record = -np.inf
@@ -257,36 +296,16 @@ class Trainer:
     def _elapsed(self) -> float:
         return time.perf_counter() - self._started
 
+    @property
+    def policy(self) -> QNetwork:
+        """The network that drives: DQN's Q-network or PPO's actor (what model.pth and live views hold)."""
+        return self.agent.actor if isinstance(self.agent, PPOAgent) else self.agent.q
+
     def _step(self, emit: EventHandler) -> None:
-        settings = self.options.settings
-        epsilon = epsilon_at(self.episodes - self.schedule_start, self.epsilon_start,
-                             self.target_episodes - self.schedule_start, settings)
-        episodes_before, steps_before = self.episodes, self.steps
-        for index, env in enumerate(self.envs):
-            observations = self.observations[index]
-            actions = self.agent.act(observations, epsilon, self.rng)
-            next_observations, rewards, terminated, truncated, info = env.step(actions)
-            done = terminated | truncated
-            stored_next = next_observations
-            if done.any():
-                stored_next = next_observations.copy()
-                stored_next[done] = info["final_obs"][done]
-            dead_end = terminated & ~info["lap_complete"]
-            self.buffer.add(observations, actions, rewards, stored_next, dead_end.astype(np.float32))
-            self.observations[index] = next_observations
-            self.steps += len(actions)
-            if done.any():
-                for car in np.flatnonzero(done):
-                    self._episode_finished(emit, info, int(car), epsilon, self.track_names[index])
-                    if self.episodes >= self.target_episodes:
-                        break
-        finished, steps_taken = self.episodes - episodes_before, self.steps - steps_before
-        if self.buffer.size >= settings.learning_starts:
-            self._update_debt += (steps_taken * settings.replay_ratio / settings.batch_size
-                                  + finished * settings.updates_per_episode)
-            while self._update_debt >= 1.0:
-                self.agent.update(self.buffer, self.rng)
-                self._update_debt -= 1.0
+        if isinstance(self.agent, PPOAgent):
+            finished = self._step_ppo(emit, self.agent)
+        else:
+            finished = self._step_dqn(emit, self.agent)
         if finished:
             self._persist()
         if time.perf_counter() - self._last_checkpoint >= self.options.checkpoint_interval:
@@ -296,6 +315,75 @@ class Trainer:
             self._frame_wanted.clear()
             emit(FrameReady(jpeg=encode_jpeg(self.envs[0].render_car_frame(0)), episode=self.episodes,
                             score=float(self.envs[0].core.score[0])))
+
+    def _episodes_ended(self, emit: EventHandler, info: dict, done: np.ndarray, epsilon: float,
+                        index: int) -> None:
+        for car in np.flatnonzero(done):
+            self._episode_finished(emit, info, int(car), epsilon, self.track_names[index])
+            if self.episodes >= self.target_episodes:
+                break
+
+    def _step_dqn(self, emit: EventHandler, agent: DQNAgent) -> int:
+        """Every car drives one epsilon-greedy step into the replay buffer; then the updates it earns.
+        Returns the episodes that finished."""
+        settings = self.options.settings
+        epsilon = epsilon_at(self.episodes - self.schedule_start, self.epsilon_start,
+                             self.target_episodes - self.schedule_start, settings)
+        episodes_before, steps_before = self.episodes, self.steps
+        for index, env in enumerate(self.envs):
+            observations = self.observations[index]
+            actions = agent.act(observations, epsilon, self.rng)
+            next_observations, rewards, terminated, truncated, info = env.step(actions)
+            done = terminated | truncated
+            if self.normalizer is not None:
+                self.normalizer.observe(rewards, done, self.car_slices[index])
+            stored_next = next_observations
+            if done.any():
+                stored_next = next_observations.copy()
+                stored_next[done] = info["final_obs"][done]
+            dead_end = terminated & ~info["lap_complete"]
+            self.buffer.add(observations, actions, rewards, stored_next, dead_end.astype(np.float32))
+            self.observations[index] = next_observations
+            self.steps += len(actions)
+            if done.any():
+                self._episodes_ended(emit, info, done, epsilon, index)
+        finished, steps_taken = self.episodes - episodes_before, self.steps - steps_before
+        if self.buffer.size >= settings.learning_starts:
+            self._update_debt += (steps_taken * settings.replay_ratio / settings.batch_size
+                                  + finished * settings.updates_per_episode)
+            while self._update_debt >= 1.0:
+                agent.update(self.buffer, self.rng, self.normalizer)
+                self._update_debt -= 1.0
+        return finished
+
+    def _step_ppo(self, emit: EventHandler, agent: PPOAgent) -> int:
+        """Every car drives one step sampled from the policy into the rollout; a full rollout is learned
+        from. Returns the episodes that finished."""
+        episodes_before = self.episodes
+        actions = agent.act(np.concatenate(self.observations), self.rng)
+        learned = np.zeros(len(actions), dtype=np.float32)
+        ends = np.zeros(len(actions), dtype=bool)
+        for index, env in enumerate(self.envs):
+            cars = self.car_slices[index]
+            next_observations, rewards, terminated, truncated, info = env.step(actions[cars])
+            done = terminated | truncated
+            if self.normalizer is not None:
+                self.normalizer.observe(rewards, done, cars)
+                rewards = self.normalizer.normalize(rewards)
+            rewards = np.asarray(rewards, dtype=np.float32)
+            # A lap completed or the step limit: the episode ends, but its value goes on (bootstrapped).
+            carries_on = done & ~(terminated & ~info["lap_complete"])
+            if carries_on.any():
+                rewards = rewards.copy()
+                rewards[carries_on] += agent.gamma * agent.value(info["final_obs"][carries_on])
+            learned[cars], ends[cars] = rewards, done
+            self.observations[index] = next_observations
+            self.steps += env.num_envs
+            if done.any():
+                self._episodes_ended(emit, info, done, 0.0, index)
+        if agent.record(learned, ends):
+            agent.update(np.concatenate(self.observations), self.rng)
+        return self.episodes - episodes_before
 
     def _episode_finished(self, emit: EventHandler, info: dict, car: int, epsilon: float, track: str) -> None:
         final = info["final_info"]
@@ -308,7 +396,7 @@ class Trainer:
         if score > self.record:
             self.record = score
             if self.car["action_space"] == "classic":
-                self._best_state = {k: v.clone() for k, v in self.agent.q.state_dict().items()}
+                self._best_state = {k: v.clone() for k, v in self.policy.state_dict().items()}
         if self.car["action_space"] != "classic":
             self._keep_if_best_mean()
         self._dirty = True
@@ -322,13 +410,13 @@ class Trainer:
     def _keep_if_best_mean(self) -> None:
         """Racing cars: keep the network when the mean of this run's last ``num_cars`` episodes is the
         best so far (once the run has had that many)."""
-        window = max(self.options.num_cars, 1)
+        window = max(self.num_cars, 1)
         if self.episodes - self._first_episode < window:
             return
         mean = clamp(sum(self.scores[-window:]) / window)
         if mean > self.best_mean:
             self.best_mean = mean
-            self._best_state = {k: v.clone() for k, v in self.agent.q.state_dict().items()}
+            self._best_state = {k: v.clone() for k, v in self.policy.state_dict().items()}
 
     # ----- persistence -----------------------------------------------------------------------------
     def run_entry(self) -> dict[str, Any]:
@@ -410,6 +498,8 @@ class Trainer:
             "tracks": self.track_names, "schedule_start": self.schedule_start,
             "epsilon_start": self.epsilon_start, "car": self.car,
             "best_mean": self.best_mean if np.isfinite(self.best_mean) else None,
+            "algorithm": self.setup.algorithm,
+            "normalizer": self.normalizer.state() if self.normalizer is not None else None,
         }
         self.paths.checkpoints.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.paths.resume_checkpoint, _tensor_bytes(state))
@@ -428,8 +518,18 @@ class Trainer:
         if state.get("car", {"action_space": "classic"}) != self.car:  # absent: a classic car's checkpoint
             log.info("session %s: the car changed since the checkpoint; a new model starts", self.session_id)
             return None
+        was = state.get("algorithm", "dqn")  # absent: a checkpoint from before PPO
+        if was != self.setup.algorithm:
+            self.start_message = (f"the session's learning_algorithm changed from {was} to "
+                                  f"{self.setup.algorithm}: a new {self.setup.algorithm} model starts (the "
+                                  f"{was} model, its metrics and its checkpoint are replaced)")
+            log.info("session %s: %s", self.session_id, self.start_message)
+            return None
         config = self.setup.config
         self.agent.load_state(state["agent"])
+        saved_scale = state.get("normalizer")
+        if self.normalizer is not None and saved_scale is not None:
+            self.normalizer.load_state(saved_scale)
         self.episodes, self.steps = int(state["episodes"]), int(state["steps"])
         self.rng.bit_generator.state = state["rng"]
         metrics = self.store.read(self.session_id, "training_metrics")

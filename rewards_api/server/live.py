@@ -17,8 +17,6 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import numpy as np
-
 from ..envs.render import render_jpeg
 from ..params import AgentParams, EnvParams
 from ..runs.jobs import JobKey, JobManager
@@ -39,7 +37,7 @@ class LiveView:
 
         from ..agents.dqn import QNetwork
         from ..envs.car_race import CarRaceEnv
-        from ..runs.train import observation_high
+        from ..runs.train import action_bounds, observation_high
 
         # The server's only networks are these tiny ones: one thread, so that PyTorch's spinning worker
         # threads never take a core from a training.
@@ -55,7 +53,8 @@ class LiveView:
         self.jobs = jobs
         self.fps = float(env_params.car_speed)
         self.env = CarRaceEnv(track=env_params.environment_world, mode="training", **env_params.car())
-        self.network = QNetwork(layers, observation_high(env_params))
+        bounds = action_bounds(env_params) or (None, None)
+        self.network = QNetwork(layers, observation_high(env_params), *bounds)
         self._weights: Any = None
         self._observation, _ = self.env.reset(seed=0)
         self._laps = 0
@@ -113,7 +112,6 @@ class LiveView:
 
     def _next_frame(self) -> bytes:
         """Drive the demo car one step with the newest weights, and draw it (in a worker thread)."""
-        import torch
 
         weights = self.jobs.latest_weights(self.session_id, self.user)
         if weights is not None and weights is not self._weights:
@@ -122,8 +120,7 @@ class LiveView:
         car = self.env.car
         # Until the worker's first weights arrive (it takes seconds to start) the car drives an untrained
         # network of the same shape: the policy training starts from.
-        with torch.no_grad():
-            action = int(self.network(torch.from_numpy(np.asarray(self._observation)[None])).argmax())
+        action = self.network.greedy_action(self._observation)
         self._observation, _, terminated, truncated, info = self.env.step(action)
         if terminated or truncated:
             self._laps += int(info["lap_complete"])
