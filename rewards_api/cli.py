@@ -580,8 +580,8 @@ def _check_tracks(tracks: tuple[int | str, ...], mode: str, flag: str) -> None:
             fail(f"{flag} {chosen}: {exc}")
 
 
-def _run_training(store: SessionStore, session: str, track_list: tuple[int | str, ...] | None, *, cars: int | None,
-                  seed: int, fresh: bool, seconds: float | None) -> None:
+def _run_training(store: SessionStore, session: str, track_list: tuple[int | str, ...] | None, *,
+                  cars: int | None, seed: int, fresh: bool, seconds: float | None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .runs.events import EpisodeFinished, TrainingStarted
