@@ -185,8 +185,21 @@ async def write_training_params(caller: CurrentCaller, store: Store, body: Train
     await asyncio.to_thread(_existing, store, body.session_id)
     await check_reward(body.reward_function, caller.name)
     params = TrainingParams.model_validate(params_of(body), context=REWARD_CHECKED)
+    switch = await asyncio.to_thread(algorithm_switch, store, body.session_id, params.learning_algorithm)
     stored = await asyncio.to_thread(store.write_training_params, body.session_id, params)
-    return ok(message="training_params.json written", training_params=stored)
+    message = "training_params.json written" + (f"; {switch}" if switch else "")
+    return ok(message=message, training_params=stored)
+
+
+def algorithm_switch(store: SessionStore, session_id: str, algorithm: str) -> str | None:
+    """What changing a trained session's learning algorithm to ``algorithm`` means, or None when it does
+    not change it (or the session has no model yet)."""
+    was = store.read(session_id, "training_params").get("learning_algorithm", "dqn")
+    paths = store.paths(session_id)
+    if was == algorithm or not (paths.model.exists() or paths.resume_checkpoint.exists()):
+        return None
+    return (f"learning_algorithm changes from {was} to {algorithm}: the next training starts a new "
+            f"{algorithm} model (the {was} model, its metrics and checkpoint are kept until then)")
 
 
 @router.post("/write_reward_fn", summary="Check and replace only the reward function",
