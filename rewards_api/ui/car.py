@@ -1,9 +1,11 @@
-"""The car a new model drives, chosen in the wizard: the classic car, or the racing car with its actions.
+"""The car a new model drives, chosen in the wizard: the classic car, or the racing car with its actions
+(discrete) or its speed range (continuous).
 
 The racing car's ``discrete`` actions are edited as a list of rows (steering angle, speed), checked with the
 API's own parameter model (:class:`rewards_api.params.EnvParams`: the same rules, said the same way), and
 drawn as a fan (:func:`action_fan_svg`): one ray per action, at its steering angle, as long as its speed and
 coloured by it. The picture is SVG text made here from numbers only, so the page needs no drawing library.
+The continuous car's ``speed_range`` (min and max m/s) is checked by the same model.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from nicegui import ui
 
 from ..envs.physics import (
     DEFAULT_ACTIONS,
+    DEFAULT_SPEED_RANGE,
     GRIP,
     MAX_ACTIONS,
     MAX_SPEED,
@@ -34,14 +37,18 @@ CARS: dict[str, tuple[str, str]] = {
     "discrete": ("Racing, discrete actions",
                  "Speed and steering with a grip limit: a bend taken too fast runs the car wide and off the "
                  "track. You choose its actions, each a steering angle and a speed; the network picks one a "
-                 "step. Learned by DQN."),
-    "continuous": ("Racing, continuous (PPO, coming)",
-                   "Any steering angle within ±30° and any speed in a range: learned by PPO, which comes in "
-                   "the next release (DQN cannot learn it)."),
+                 "step. Learned by DQN or PPO."),
+    "continuous": ("Racing, continuous",
+                   "The racing car with any steering angle within ±30° and any speed in a range you set: the "
+                   "network gives the angle and the speed itself. Learned by PPO (DQN picks from a list of "
+                   "actions)."),
 }
 """The cars the wizard offers, by action space: (title, what it is)."""
-AVAILABLE_CARS = ("classic", "discrete")
-"""The cars a model can be created with in the lab now (continuous needs PPO)."""
+AVAILABLE_CARS = ("classic", "discrete", "continuous")
+"""The cars a model can be created with in the lab."""
+
+RANGE_FIELDS = (("min", "Min speed m/s"), ("max", "Max speed m/s"))
+"""The continuous car's speed range fields: test id suffix and label."""
 
 FAN_WIDTH, FAN_HEIGHT = 360, 236
 _ORIGIN = (FAN_WIDTH / 2, 186.0)
@@ -177,8 +184,23 @@ def actions_problems(actions: list[dict[str, Any]]) -> list[tuple[int | None, st
     return []
 
 
+def speed_range_problems(speed_range: list[Any]) -> list[tuple[int | None, str]]:
+    """What the server would refuse in the continuous car's ``speed_range`` ``[min, max]``, in its own
+    words: ``(index, message)``, ``index`` 0 (min) or 1 (max) when the value is not a number, else
+    ``None`` (the rule is about the pair)."""
+    for index, value in enumerate(speed_range):
+        if _finite(value) is None:
+            return [(index, f"speed_range: give the {('min', 'max')[index]} speed in m/s")]
+    try:
+        EnvParams.model_validate({"action_space": "continuous", "speed_range": list(speed_range)})
+    except pydantic.ValidationError as exc:
+        return [(None, problem["message"]) for problem in validation_errors(exc)]
+    return []
+
+
 class CarPicker:
-    """The wizard's car step: a card per car, and the discrete car's actions (rows, fan, the server's word).
+    """The wizard's car step: a card per car, the discrete car's actions (rows, fan, the server's word) and
+    the continuous car's speed range.
 
     ``changed`` is called whenever the car or its actions change (the network's shape follows them).
     """
@@ -187,6 +209,7 @@ class CarPicker:
         self.changed = changed
         self.car = "classic"
         self.actions: list[dict[str, Any]] = default_actions()
+        self.speed_range: list[Any] = list(DEFAULT_SPEED_RANGE)
         self.cards: dict[str, ui.card] = {}
         self.effects: list[ui.label] = []
         self.angles: list[ui.number] = []
@@ -225,6 +248,19 @@ class CarPicker:
                     ui.label("Each ray is an action: its direction the steering angle, its length and colour "
                              "the speed. Fast and sharp cannot go together: the tyres' grip widens the turn."
                              ).classes("text-xs text-gray-500 max-w-sm")
+        self.range_editor = ui.column().classes("w-full gap-2").props('data-testid="speed-range-editor"')
+        with self.range_editor:
+            ui.label("Speed range: the speeds the network may ask for, from the least to the most "
+                     f"({MIN_SPEED:g} to {MAX_SPEED:g} m/s). Every step it gives a steering angle "
+                     f"(at most ±{MAX_STEERING:g}°) and a speed in this range.").classes("text-sm")
+            with ui.row().classes("gap-4 items-start"):
+                self.range_fields = [
+                    ui.number(label, value=self.speed_range[index], step=0.5,
+                              format="%g", on_change=lambda event, i=index: self.edit_range(i, event.value))
+                    .props(f'dense data-testid="speed-range-{key}"').classes("w-40")
+                    for index, (key, label) in enumerate(RANGE_FIELDS)]
+                self.range_problem = ui.label().classes("text-sm text-gray-500 self-center") \
+                    .props('data-testid="speed-range-error"')
         self.pick(self.car)
 
     # ----- choosing ---------------------------------------------------------------------------------------
@@ -233,20 +269,29 @@ class CarPicker:
         for other, card in self.cards.items():
             card.classes(add="chosen" if other == car else "", remove="" if other == car else "chosen")
         self.editor.set_visibility(car == "discrete")
+        self.range_editor.set_visibility(car == "continuous")
         if car == "discrete":
             self.draw_rows()
+        if car == "continuous":
+            self.check()
         self.changed()
 
     def env_params(self) -> dict[str, Any]:
         """The car's env_params keys: none for the classic car (its env_params.json keeps the original four
-        keys), ``action_space`` and ``actions`` for the discrete one."""
+        keys), ``action_space`` and ``actions`` for the discrete one, ``action_space`` and ``speed_range``
+        for the continuous one."""
         if self.car == "classic":
             return {}
+        if self.car == "continuous":
+            return {"action_space": self.car, "speed_range": list(self.speed_range)}
         return {"action_space": self.car, "actions": [dict(action) for action in self.actions]}
 
     def check(self) -> bool:
         """Show the server's verdict on the actions: a message about one action beside its row (its field
-        marked), any other below the list; whether they are accepted."""
+        marked), any other below the list; the continuous car's speed range beside its fields; whether
+        they are accepted."""
+        if self.car == "continuous":
+            return self.check_range()
         problems = actions_problems(self.actions) if self.car == "discrete" else []
         by_row = {index: (key, message) for index, key, message in problems if index is not None}
         for index, (effect, angle, speed) in enumerate(zip(self.effects, self.angles, self.speeds,
@@ -263,6 +308,28 @@ class CarPicker:
                         field.props(remove="error")
         self.problem.text = "; ".join(message for index, _, message in problems if index is None)
         return not problems
+
+    def check_range(self) -> bool:
+        """The server's verdict on the speed range beside its fields (the field it is about marked)."""
+        problems = speed_range_problems(self.speed_range)
+        for index, field in enumerate(self.range_fields):
+            wrong = any(where in (index, None) for where, _ in problems)
+            if wrong != ("error" in field.props):
+                if wrong:
+                    field.props("error")
+                else:
+                    field.props(remove="error")
+        low, high = (_finite(value) for value in self.speed_range)
+        self.range_problem.text = "; ".join(message for _, message in problems) or \
+            f"The car drives from {low:g} to {high:g} m/s."
+        self.range_problem.classes(replace="text-sm self-center " + ("text-negative" if problems else
+                                                                     "text-gray-500"))
+        return not problems
+
+    def edit_range(self, index: int, value: Any) -> None:
+        self.speed_range[index] = value
+        self.check_range()
+        self.changed()
 
     # ----- the actions -----------------------------------------------------------------------------------
     def draw_rows(self) -> None:

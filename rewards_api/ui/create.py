@@ -17,10 +17,11 @@ from nicegui import ui
 
 from ..envs.reward import EXAMPLE_REWARDS, PARAM_DESCRIPTIONS
 from ..params import (
-    LEARNING_ALGORITHMS,
     LOSS_FUNCTIONS,
     MAX_CAR_SPEED,
     OPTIMIZERS,
+    PPO_DEFAULTS,
+    PPO_KEYS,
     AgentParams,
     CarShape,
     EnvParams,
@@ -46,17 +47,49 @@ from .frame import (
 DEFAULT_AGENT = AgentParams()
 DEFAULT_ENV = EnvParams()
 
+ALGORITHMS: dict[str, tuple[str, str]] = {
+    "dqn": ("DQN", "Learns the value of each action and picks the best: the original's algorithm."),
+    "ppo": ("PPO", "Learns a policy directly, for every car including the continuous one: DeepRacer's "
+                   "algorithm."),
+}
+"""The learning algorithms the wizard offers (training_params.json ``learning_algorithm``): (name, what)."""
+DQN_ONLY_REASON = "Not for the continuous car: DQN picks from a list of actions."
+ALGORITHM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dqn": {"learning_rate": DEFAULT_AGENT.learning_rate, "num_episodes": DEFAULT_AGENT.num_episodes},
+    "ppo": dict(PPO_DEFAULTS),
+}
+"""What a new session of each algorithm is given (see params.PPO_DEFAULTS): filled into the fields that the
+user has not changed when the algorithm changes."""
+
 HELP = {
-    "learning_algorithm": "Deep Q-learning: a network learns the value of each move from the rewards.",
     "loss_fn": "How the network's error is measured: mse squares it, huber is gentler on outliers.",
     "optimizer": "How the weights are nudged after each batch; adam is a safe default.",
     "learning_rate": "How big each nudge is: too big and learning wobbles, too small and it crawls.",
     "hidden": "Neurons per hidden layer, comma-separated: 9 is small and quick, '32, 32' can learn more.",
     "num_episodes": "How many drives (from the start line until a crash or a lap) to learn from.",
     "gamma": "How much future rewards count against immediate ones (0 to 1; 0.9 looks ahead a little).",
-    "epsilon": "Per cent of random moves at the start, to explore; it falls as the car learns.",
+    "epsilon": "Per cent of random moves at the start, to explore; it falls as the car learns (DQN only).",
     "car_speed": "Frames per second of the live video (the training itself runs at full speed).",
+    "normalize_rewards": "divide rewards by the return's running spread, so a reward of 1,000,000 a step "
+                         "learns like one of 1",
+    "batch_size": "Steps in each gradient step, from 16 to 65536: an update learns in batches of this size.",
+    "num_epochs": "Passes over each rollout in an update, 1 to 100: more learns more from it, or overshoots.",
+    "beta_entropy": "Bonus for keeping the choices varied, from 0 to 1: more explores for longer.",
+    "rollout_length": "Steps each car drives between two updates (4 to 4096); an update learns from all "
+                      "cars' steps.",
+    "clip_range": "How far one update may move the policy: above 0, at most 1 (0.2 is usual).",
+    "gae_lambda": "How far ahead an action's advantage looks, from 0 to 1 (0.95 is usual).",
 }
+
+PPO_FIELDS: dict[str, tuple[str, float]] = {
+    "batch_size": ("Batch size", 256), "num_epochs": ("Epochs per update", 1),
+    "beta_entropy": ("Entropy bonus (beta)", 0.005), "rollout_length": ("Rollout length (steps per car)", 8),
+    "clip_range": ("Clip range", 0.05), "gae_lambda": ("GAE lambda", 0.01),
+}
+"""PPO's hyper-parameters (agent_params.json keys): readable label and the step of the field."""
+INTEGER_KEYS = ("num_episodes", "batch_size", "num_epochs", "rollout_length")
+FIELD_OF_PARAMETER = {"model_configuration": "hidden"}
+"""A wizard field by the parameter a server message names, where the two differ."""
 
 
 def hidden_text(configuration: Any) -> str:
@@ -75,6 +108,13 @@ def parse_hidden(text: str) -> list[int]:
     if not all(part.isdigit() for part in parts):
         raise ValueError("hidden layer sizes: write whole numbers separated by commas, such as 16, 16")
     return [int(part) for part in parts]
+
+
+def whole(name: str, value: Any) -> Any:
+    """A number field's value as the API takes it: ``4096`` for a whole-number key given as ``4096.0``."""
+    if name in INTEGER_KEYS and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 @ui.page("/new")
@@ -200,9 +240,15 @@ class Wizard:
 
     def car_changed(self) -> None:
         """The network follows the car: its default hidden layers (unless the user changed them) and its
-        inputs and outputs."""
+        inputs and outputs; the continuous car makes PPO the algorithm (DQN cannot drive it)."""
         if not hasattr(self, "shape"):  # the car's first draw, before the network's step exists
             return
+        continuous = self.car.car == "continuous"
+        if continuous and self.algorithm != "ppo":
+            self.pick_algorithm("ppo")
+        self.algorithm_cards["dqn"].classes(add="opacity-60" if continuous else "",
+                                            remove="" if continuous else "opacity-60")
+        self.dqn_reason.set_visibility(continuous)
         shape = self.car_shape()
         if shape is not None:
             default = hidden_text(shape.default())
@@ -211,8 +257,11 @@ class Wizard:
                 field.value = default
             self.network_default = default
             what = "the 5 radars" if shape.action_space == "classic" else "the 5 radars and the speed"
+            gives = "the steering angle and the speed" if continuous else "one per action"
+            critic = (" PPO's critic has the same hidden layers and one output (the value of where the car "
+                      "is)." if self.algorithm == "ppo" else "")
             self.shape.text = (f"For this car the network takes {shape.inputs} inputs ({what}) and gives "
-                               f"{shape.outputs} outputs (one per action).")
+                               f"{shape.outputs} outputs ({gives}).{critic}")
 
     def after_car(self) -> None:
         if self.car.check():
@@ -220,12 +269,26 @@ class Wizard:
 
     # ----- 4. network and training -----------------------------------------------------------------------
     def model_step(self) -> None:
+        self.algorithm = TrainingParams().learning_algorithm
         with ui.step("Network and training"):
-            ui.label("The original's defaults are a good start.").classes("text-sm")
+            ui.label("The algorithm that learns, its network and its training. The defaults are a good start."
+                     ).classes("text-sm")
+            self.algorithm_cards: dict[str, ui.card] = {}
+            with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-3 w-full") \
+                    .props('data-testid="learning_algorithm"'):
+                for key, (title, text) in ALGORITHMS.items():
+                    with ui.card().classes("cursor-pointer p-3 gap-1 car-choice algorithm-choice") \
+                            .props(f'data-testid="algorithm-{key}"') \
+                            .on("click", lambda key=key: self.choose_algorithm(key)) as card:
+                        ui.label(title).classes("font-medium")
+                        ui.label(text).classes("text-xs text-gray-600")
+                        if key == "dqn":
+                            self.dqn_reason = ui.label(DQN_ONLY_REASON).classes("text-xs text-negative") \
+                                .props('data-testid="algorithm-dqn-reason"')
+                            self.dqn_reason.set_visibility(False)
+                    self.algorithm_cards[key] = card
             self.fields: dict[str, Any] = {}
             with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-x-6 gap-y-2 w-full"):
-                self.field("learning_algorithm", ui.select(list(LEARNING_ALGORITHMS), label="Algorithm",
-                                                           value=TrainingParams().learning_algorithm))
                 self.field("loss_fn", ui.select(list(LOSS_FUNCTIONS), label="Loss",
                                                 value=DEFAULT_AGENT.loss_fn))
                 self.field("optimizer", ui.select(list(OPTIMIZERS), label="Optimizer",
@@ -240,9 +303,24 @@ class Wizard:
                                               format="%g"))
                 self.field("epsilon", ui.number("Epsilon (exploration, %)", value=DEFAULT_AGENT.epsilon,
                                                 step=1, format="%g"))
+            with ui.column().classes("gap-0"):
+                self.fields["normalize_rewards"] = ui.checkbox(
+                    "Normalize rewards", value=DEFAULT_AGENT.normalize_rewards) \
+                    .props('data-testid="normalize_rewards"')
+                ui.label(HELP["normalize_rewards"].capitalize() + ".").classes("text-xs text-gray-500 ml-10")
+            self.ppo_fields = ui.column().classes("w-full gap-1").props('data-testid="ppo-fields"')
+            with self.ppo_fields:
+                ui.label("PPO: each car drives a rollout, then the policy and its critic learn from all "
+                         "cars' steps, a clipped step at a time.").classes("text-sm mt-2")
+                with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-x-6 gap-y-2 w-full"):
+                    for key, (label, step) in PPO_FIELDS.items():
+                        shown = {"precision": 0} if key in INTEGER_KEYS else {"format": "%g"}
+                        self.field(key, ui.number(label, value=AgentParams.model_fields[key].default,
+                                                  step=step, **shown))
             self.shape = ui.label().classes("text-xs text-gray-500").props('data-testid="network-shape"')
-            self.car_changed()
             self.model_error = ui.label().classes("text-negative").props('data-testid="model-error"')
+            self.show_algorithm()
+            self.car_changed()
             with ui.stepper_navigation():
                 ui.button("Next", on_click=self.after_model).props('data-testid="next-model"')
                 ui.button("Back", on_click=self.stepper.previous).props("flat")
@@ -253,23 +331,82 @@ class Wizard:
         with element.add_slot("hint"):
             ui.label(HELP[name])
         element.props("bottom-slots")
+        if name in AgentParams.model_fields:  # the server's word on the value, beside it, as it is typed
+            element.validation = lambda value, name=name: self.problem(name, value)
+
+    def problem(self, name: str, value: Any) -> str | None:
+        """What the server says of ``value`` for the agent parameter ``name``, or ``None`` if it takes it."""
+        try:
+            AgentParams.model_validate({name: whole(name, value)})
+        except pydantic.ValidationError as exc:
+            return "; ".join(problem["message"] for problem in validation_errors(exc))
+        return None
+
+    def choose_algorithm(self, algorithm: str) -> None:
+        """The user's choice; DQN is not offered for the continuous car."""
+        if algorithm == "dqn" and self.car.car == "continuous":
+            ui.notify(DQN_ONLY_REASON, type="warning")
+            return
+        self.pick_algorithm(algorithm)
+
+    def pick_algorithm(self, algorithm: str) -> None:
+        """Choose ``algorithm``: its fields shown, and its defaults in the fields the user has not changed."""
+        was, self.algorithm = self.algorithm, algorithm
+        if was != algorithm:
+            for key, value in ALGORITHM_DEFAULTS[algorithm].items():
+                if self.fields[key].value == ALGORITHM_DEFAULTS[was][key]:
+                    self.fields[key].value = value
+        self.show_algorithm()
+        self.car_changed()
+
+    def show_algorithm(self) -> None:
+        for key, card in self.algorithm_cards.items():
+            card.classes(add="chosen" if key == self.algorithm else "",
+                         remove="" if key == self.algorithm else "chosen")
+        self.ppo_fields.set_visibility(self.algorithm == "ppo")
+        self.fields["epsilon"].set_visibility(self.algorithm == "dqn")
 
     def agent_params(self) -> dict[str, Any]:
-        """The network and training fields as the API takes them; ValueError with the fix if one is wrong."""
-        values = {name: self.fields[name].value for name in
-                  ("loss_fn", "optimizer", "learning_rate", "num_episodes", "gamma", "epsilon")}
-        if values["num_episodes"] is not None and float(values["num_episodes"]).is_integer():
-            values["num_episodes"] = int(values["num_episodes"])
+        """The network and training fields as the API takes them; ValueError with the fix if one is wrong
+        (the fields it is about marked with it). PPO's keys are sent for a PPO session only, and
+        ``normalize_rewards`` for DQN only when it is off (a DQN session's file keeps the original keys)."""
+        names = ["loss_fn", "optimizer", "learning_rate", "num_episodes", "gamma"]
+        if self.algorithm == "ppo":
+            names += [*PPO_KEYS, "normalize_rewards"]
+        else:
+            names.append("epsilon")
+            if not self.fields["normalize_rewards"].value:
+                names.append("normalize_rewards")
+        values = {name: whole(name, self.fields[name].value) for name in names}
+        self.fields["hidden"].error = None
         shape = self.car_shape()
         if shape is None:
             raise ValueError("the car's actions are not valid: correct them in the Car step")
-        hidden = parse_hidden(self.fields["hidden"].value)
+        try:
+            hidden = parse_hidden(self.fields["hidden"].value)
+        except ValueError as exc:
+            self.fields["hidden"].error = str(exc)
+            raise
         values["model_configuration"] = configuration_from_hidden(hidden, shape.inputs, shape.outputs)
         try:  # the API's own parameter model, checking the network against the car: the same rules and words
             AgentParams.model_validate(values, context=shape.context())
         except pydantic.ValidationError as exc:
-            raise ValueError("; ".join(problem["message"] for problem in validation_errors(exc))) from None
+            problems = validation_errors(exc)
+            self.mark(problems)
+            raise ValueError("; ".join(problem["message"] for problem in problems)) from None
         return values
+
+    def mark(self, problems: list[dict[str, Any]]) -> bool:
+        """Show each of the server's ``problems`` beside the field it names; whether one named a field of
+        this step."""
+        marked = False
+        for problem in problems:
+            parameter = problem.get("parameter")
+            field = self.fields.get(FIELD_OF_PARAMETER.get(parameter, parameter))
+            if field is not None and hasattr(field, "error"):
+                field.error = problem.get("message")
+                marked = True
+        return marked
 
     def after_model(self) -> None:
         try:
@@ -366,11 +503,23 @@ class Wizard:
         env = {"session_id": name, "environment_name": DEFAULT_ENV.environment_name,
                "environment_world": self.track, "mode": "training", "car_speed": int(self.car_speed.value),
                **self.car.env_params()}
-        training = {"session_id": name, "learning_algorithm": self.fields["learning_algorithm"].value,
+        training = {"session_id": name, "learning_algorithm": self.algorithm,
                     "enable_wandb": False, "reward_function": self.editor.value}
-        for path, body in (("/write_env_params", env), ("/write_agent_params", {"session_id": name, **agent}),
-                           ("/write_training_params", training)):
-            if await attempt(self.lab.call("POST", path, json=body), f"save {name}") is None:
+        agent = {"session_id": name, **agent}
+        for path, body, step in (("/write_env_params", env, "Car"),
+                                 ("/write_agent_params", agent, "Network and training"),
+                                 ("/write_training_params", training, None)):
+            try:
+                await self.lab.call("POST", path, json=body)
+            except ApiError as exc:
+                if step == "Network and training" and self.mark(exc.errors):  # beside the field it names
+                    self.model_error.text = exc.message
+                    self.stepper.set_value(step)
+                    return
+                ui.notify(f"Could not save {name}: {exc.message}", type="negative", multi_line=True,
+                          timeout=10000, close_button=True)
+                if step is not None:
+                    self.stepper.set_value(step)
                 return
         ui.notify(f"{name} created", type="positive")
         ui.navigate.to(f"/models/{name}/train")

@@ -123,6 +123,16 @@ def car_text(environment: dict[str, Any]) -> str:
     return "classic car"
 
 
+ALGORITHM_NAMES = {"dqn": "DQN", "ppo": "PPO"}
+
+
+def algorithm_text(training: dict[str, Any] | None) -> str:
+    """The session's learning algorithm as the card shows it: "DQN" (also for a session that has not
+    written training_params.json yet: the default) or "PPO"."""
+    algorithm = training.get("learning_algorithm") if isinstance(training, dict) else None
+    return ALGORITHM_NAMES.get(str(algorithm or "dqn").lower(), str(algorithm)[:20])
+
+
 def broken_card(name: str, message: str) -> None:
     """A card that says why the session cannot be shown (and names it, so that it can be deleted)."""
     with ui.card().classes("w-full gap-2").props(f'data-testid="card-{name}"'):
@@ -155,10 +165,16 @@ class ModelCards:
         self.lab = lab
         self.catalogue = catalogue or {}
         self.states: dict[str, str] = {}
+        self.algorithms: dict[str, str] = {}
         self.grid = ui.element("div").classes("grid grid-cols-1 lg:grid-cols-2 2xl:grid-cols-3 gap-4 w-full")
 
     async def show(self) -> None:
-        ids = await attempt(self.lab.session_ids(), "list your models")
+        # Every session's files in one answer (the session ids and each one's training_params.json, for
+        # its algorithm, which the model card does not hold).
+        sessions = await attempt(self.lab.call("GET", "/get_all_sessions"), "list your models")
+        ids = sorted(sessions) if isinstance(sessions, dict) else None
+        self.algorithms = {name: algorithm_text(params.get("training_params"))
+                           for name, params in (sessions or {}).items() if isinstance(params, dict)}
         jobs = await attempt(self.lab.jobs(), "read the trainings") or {}
         self.states = {name: job["state"] for name, job in jobs.items()}
         cards = await asyncio.gather(*(self.lab.model_info(name) for name in ids or []),
@@ -215,10 +231,13 @@ class ModelCards:
             ui.label(f"created {when(card['created'])} · last trained {when(card['last_trained'])}") \
                 .classes("text-xs text-gray-500")
             hidden = ", ".join(str(out) for _, out in model["layers"][:-1]) or "none"
-            ui.label(f"track {card['track']} · {car_text(card['environment'])} · hidden layers {hidden} · "
-                     f"{model['loss_fn']} · {model['optimizer']} · lr {model['learning_rate']:g} · "
-                     f"gamma {model['gamma']:g} · epsilon {model['epsilon']:g} · {model['num_episodes']} "
-                     "episodes").classes("text-sm")
+            algorithm = self.algorithms.get(name, "DQN")
+            exploring = f"epsilon {model['epsilon']:g} · " if algorithm == "DQN" else ""
+            ui.label(f"track {card['track']} · {car_text(card['environment'])} · {algorithm} · "
+                     f"hidden layers {hidden} · {model['loss_fn']} · {model['optimizer']} · "
+                     f"lr {model['learning_rate']:g} · gamma {model['gamma']:g} · {exploring}"
+                     f"{model['num_episodes']} episodes") \
+                .classes("text-sm").props(f'data-testid="config-{name}"')
             ui.label(f"record {score(card['record'])} · {card['episodes_trained']} episodes trained") \
                 .classes("text-sm font-medium")
             if card["episodes_trained"]:
