@@ -2,6 +2,7 @@
 
     rewards-api [--home DIR] create SESSION [--track 1] [--model "[[5, 9], [9, 3]]"] [--reward-file F] ...
     rewards-api [--home DIR] create SESSION --action-space discrete [--actions "-30:1.5,0:4,30:1.5"] ...
+    rewards-api [--home DIR] create SESSION --algorithm ppo [--batch-size 4096] [--clip-range 0.2] ...
     rewards-api [--home DIR] set SESSION [--reward-file F] [--lr 0.005] ...   # the flags of create
     rewards-api [--home DIR] train SESSION          # live progress bar; Ctrl-C stops and keeps the model
     rewards-api [--home DIR] evaluate SESSION --mode evaluation --track 1 [--trials 5] [--json]
@@ -52,6 +53,9 @@ PARAMETER_FLAGS = {
     "learning_rate": "--lr", "loss_fn": "--loss", "optimizer": "--optimizer", "gamma": "--gamma",
     "epsilon": "--epsilon", "num_episodes": "--episodes", "reward_function": "--reward-file",
     "action_space": "--action-space", "actions": "--actions", "speed_range": "--speed-range",
+    "learning_algorithm": "--algorithm", "normalize_rewards": "--normalize-rewards",
+    "batch_size": "--batch-size", "num_epochs": "--epochs", "beta_entropy": "--entropy",
+    "rollout_length": "--rollout-length", "clip_range": "--clip-range", "gae_lambda": "--gae-lambda",
 }
 """The flag of ``create`` and ``set`` that gives each session parameter: errors name what the user typed."""
 SETTINGS_FLAGS = {
@@ -214,22 +218,39 @@ TrackOption = typer.Option("--track", metavar="TRACK", help="Training track: 1-3
                            "such as drag-strip (rewards-api serve's GET /api/v1/tracks lists them).")
 CarSpeedOption = typer.Option("--car-speed", help="Frames per second of the live stream, 1-60.")
 ModelOption = typer.Option("--model", metavar="JSON", help="Q-network layers as JSON [[in, out], ...].")
-LearningRateOption = typer.Option("--lr", help="Learning rate, > 0 and <= 1.5.")
+LearningRateOption = typer.Option("--lr", help="Learning rate, > 0 and <= 1.5 (create: 0.01 for DQN, 0.0003 "
+                                  "for PPO).")
 LossOption = typer.Option("--loss", metavar="NAME", help="mse, rmse, mae or huber.")
 OptimizerOption = typer.Option("--optimizer", metavar="NAME", help="adam, rmsprop or adagrad.")
 GammaOption = typer.Option("--gamma", help="Discount: a fraction 0-1 or a percentage.")
 EpsilonOption = typer.Option("--epsilon", help="Starting exploration: fraction or percentage.")
-EpisodesOption = typer.Option("--episodes", help="Episodes to train, 1-100000.")
+EpisodesOption = typer.Option("--episodes", help="Episodes to train, 1-100000 (create: 700 for DQN, 20000 "
+                              "for PPO).")
 RewardFileOption = typer.Option("--reward-file", metavar="FILE", help="Python file defining "
                                 "reward_function(params); default: +1 while on the track.")
 ActionSpaceOption = typer.Option("--action-space", metavar="CAR", help="The car: classic (the original: 3 "
                                  "actions at one speed), discrete (speed and steering: a list of actions) or "
-                                 "continuous (needs PPO, next release).")
+                                 "continuous (any steering angle and speed; trains with PPO).")
 ActionsOption = typer.Option("--actions", metavar="ANGLE:SPEED,...", help="The discrete car's actions: "
                              "steering angle (degrees, -30 to 30, + is left) and speed (m/s, 0.5 to 4) "
                              "pairs, e.g. -30:1.5,0:4,30:1.5 (default: 5 angles x 3 speeds).")
 SpeedRangeOption = typer.Option("--speed-range", metavar="MIN:MAX", help="The continuous car's speed range, "
                                 "m/s (default 0.5:4).")
+AlgorithmOption = typer.Option("--algorithm", metavar="NAME", help="Learning algorithm: dqn (deep "
+                               "Q-learning, the original) or ppo (proximal policy optimization, any car). "
+                               "create: dqn, or ppo for the continuous car.")
+NormalizeOption = typer.Option("--normalize-rewards/--no-normalize-rewards", help="Divide rewards by the "
+                               "running spread of the return before learning (both algorithms; default on).",
+                               show_default=False)
+BatchSizeOption = typer.Option("--batch-size", help="PPO: samples per gradient step, 16-65536 (default "
+                               "4096).")
+EpochsOption = typer.Option("--epochs", help="PPO: passes over each rollout, 1-100 (default 4).")
+EntropyOption = typer.Option("--entropy", help="PPO: weight of the entropy bonus, 0-1 (default 0.01).")
+RolloutOption = typer.Option("--rollout-length", help="PPO: steps each car drives between updates, 4-4096 "
+                             "(default 32).")
+ClipRangeOption = typer.Option("--clip-range", help="PPO: clipping of the policy ratio, > 0 and <= 1 "
+                               "(default 0.2).")
+GaeLambdaOption = typer.Option("--gae-lambda", help="PPO: GAE's lambda, 0-1 (default 0.95).")
 
 
 @command()
@@ -239,24 +260,36 @@ def create(
     track: Annotated[str, TrackOption] = "1",
     car_speed: Annotated[int, CarSpeedOption] = 20,
     model: Annotated[str | None, ModelOption] = None,
-    lr: Annotated[float, LearningRateOption] = 0.01,
+    lr: Annotated[float | None, LearningRateOption] = None,
     loss: Annotated[str, LossOption] = "mse",
     optimizer: Annotated[str, OptimizerOption] = "adam",
     gamma: Annotated[float, GammaOption] = 0.9,
     epsilon: Annotated[float, EpsilonOption] = 20,
-    episodes: Annotated[int, EpisodesOption] = 700,
+    episodes: Annotated[int | None, EpisodesOption] = None,
     reward_file: Annotated[Path | None, RewardFileOption] = None,
     action_space: Annotated[str | None, ActionSpaceOption] = None,
     actions: Annotated[str | None, ActionsOption] = None,
     speed_range: Annotated[str | None, SpeedRangeOption] = None,
+    algorithm: Annotated[str | None, AlgorithmOption] = None,
+    normalize_rewards: Annotated[bool | None, NormalizeOption] = None,
+    batch_size: Annotated[int | None, BatchSizeOption] = None,
+    epochs: Annotated[int | None, EpochsOption] = None,
+    entropy: Annotated[float | None, EntropyOption] = None,
+    rollout_length: Annotated[int | None, RolloutOption] = None,
+    clip_range: Annotated[float | None, ClipRangeOption] = None,
+    gae_lambda: Annotated[float | None, GaeLambdaOption] = None,
 ) -> None:
     """Create a session with its parameters (the original UI's defaults unless given). The network
     follows the car unless --model is given: [[5, 9], [9, 3]] for the classic car; for a racing car two
-    hidden layers of 64 between its observation (5 radars and the speed) and its actions."""
+    hidden layers of 64 between its observation (5 radars and the speed) and its actions.
+
+    --algorithm ppo starts from PPO's learning rate and episodes (0.0003, 20000) unless --lr or --episodes
+    is given; the continuous car trains with PPO (DQN cannot drive it)."""
     from .envs.reward import DEFAULT_REWARD_SOURCE
-    from .params import AgentParams, EnvParams, check_action_space
+    from .params import DEFAULT_AGENT_PARAMS, PPO_DEFAULTS, AgentParams, EnvParams, check_action_space
 
     store = _store(ctx)
+    chosen = None  # why the algorithm was chosen for the user, when it was
     with user_errors(_parameter_flags(reward_file)):
         source = DEFAULT_REWARD_SOURCE if reward_file is None else _read_reward_file(reward_file)
         # Every parameter is checked before anything is written: a mistake leaves no half-made session.
@@ -264,20 +297,70 @@ def create(
         _check_car_flags(space, actions, speed_range, "")
         env = EnvParams(environment_world=track, car_speed=car_speed, action_space=space, actions=actions,
                         speed_range=speed_range)
+        if algorithm is None and space == "continuous":
+            algorithm = "ppo"
+            chosen = "The continuous car trains with PPO (DQN cannot drive it): --algorithm ppo"
+        learning_algorithm = _checked_algorithm(env, algorithm or "dqn")
+        defaults = PPO_DEFAULTS if learning_algorithm == "ppo" else {
+            "learning_rate": DEFAULT_AGENT_PARAMS.learning_rate,
+            "num_episodes": DEFAULT_AGENT_PARAMS.num_episodes}
         agent = AgentParams.model_validate(
-            {"model_configuration": model, "learning_rate": _plain(lr), "loss_fn": loss,
+            {"model_configuration": model,
+             "learning_rate": defaults["learning_rate"] if lr is None else _plain(lr), "loss_fn": loss,
              "optimizer": optimizer, "gamma": _plain(gamma), "epsilon": _plain(epsilon),
-             "num_episodes": episodes},
+             "num_episodes": defaults["num_episodes"] if episodes is None else episodes,
+             **_agent_options(normalize_rewards, batch_size, epochs, entropy, rollout_length, clip_range,
+                              gae_lambda)},
             context=env.shape().context())
-        training = _checked_training_params({}, source)
+        training = _checked_training_params({"learning_algorithm": learning_algorithm}, source)
         created = store.create(session)
         store.write_env_params(session, env, agent.model_configuration)
         store.write_agent_params(session, agent)
         store.write_training_params(session, training)
     console.print(f"Created session [bold]{session}[/] in {created['dir_paths']['session_root_dir']}")
-    console.print(f"  track {track} · {_car_text(env)} car · model {agent.model_configuration} · lr {lr} · "
-                  f"{loss} · {optimizer} · gamma {_plain(gamma)} · epsilon {_plain(epsilon)} · {episodes} "
-                  "episodes", highlight=False, markup=False)
+    if chosen:
+        console.print(f"  {chosen}", highlight=False, markup=False)
+    learning_algorithm = training.learning_algorithm
+    console.print(f"  track {track} · {_car_text(env)} car · {_algorithm_text(learning_algorithm, agent)} · "
+                  f"model {agent.model_configuration} · {_hyper_text(learning_algorithm, agent)}",
+                  highlight=False, markup=False)
+
+
+def _agent_options(normalize_rewards: bool | None, batch_size: int | None, epochs: int | None,
+                   entropy: float | None, rollout_length: int | None, clip_range: float | None,
+                   gae_lambda: float | None) -> dict[str, Any]:
+    """agent_params.json's optional keys that were typed (those not typed are not written)."""
+    return _given(normalize_rewards=normalize_rewards, batch_size=batch_size, num_epochs=epochs,
+                  beta_entropy=None if entropy is None else _plain(entropy), rollout_length=rollout_length,
+                  clip_range=None if clip_range is None else _plain(clip_range),
+                  gae_lambda=None if gae_lambda is None else _plain(gae_lambda))
+
+
+def _checked_algorithm(env: Any, algorithm: str) -> str:
+    """``algorithm`` checked as training_params.json's learning_algorithm, and for the car
+    (check_trainable): a ParameterError for ``learning_algorithm``, which the CLI names --algorithm."""
+    from .params import REWARD_CHECKED, TrainingParams, check_trainable
+
+    checked = TrainingParams.model_validate({"learning_algorithm": algorithm},
+                                            context=REWARD_CHECKED).learning_algorithm
+    check_trainable(env, checked)
+    return checked
+
+
+def _algorithm_text(algorithm: str, agent: Any) -> str:
+    """"dqn" or "ppo (batch 4096 · epochs 4 · entropy 0.01 · rollout 32 · clip 0.2 · gae-lambda 0.95)"."""
+    if algorithm != "ppo":
+        return algorithm
+    return (f"ppo (batch {agent.batch_size} · epochs {agent.num_epochs} · entropy {agent.beta_entropy:g} · "
+            f"rollout {agent.rollout_length} · clip {agent.clip_range:g} · gae-lambda {agent.gae_lambda:g})")
+
+
+def _hyper_text(algorithm: str, agent: Any) -> str:
+    """The hyper-parameters both algorithms use (epsilon is DQN's only), as the files store them."""
+    epsilon = f" · epsilon {agent.epsilon}" if algorithm != "ppo" else ""
+    normalized = "" if agent.normalize_rewards else " · rewards not normalized"
+    return (f"lr {agent.learning_rate:g} · {agent.loss_fn} · {agent.optimizer} · gamma {agent.gamma}"
+            f"{epsilon} · {agent.num_episodes} episodes{normalized}")
 
 
 def _car_text(env: Any) -> str:
@@ -344,6 +427,14 @@ def set_command(
     action_space: Annotated[str | None, ActionSpaceOption] = None,
     actions: Annotated[str | None, ActionsOption] = None,
     speed_range: Annotated[str | None, SpeedRangeOption] = None,
+    algorithm: Annotated[str | None, AlgorithmOption] = None,
+    normalize_rewards: Annotated[bool | None, NormalizeOption] = None,
+    batch_size: Annotated[int | None, BatchSizeOption] = None,
+    epochs: Annotated[int | None, EpochsOption] = None,
+    entropy: Annotated[float | None, EntropyOption] = None,
+    rollout_length: Annotated[int | None, RolloutOption] = None,
+    clip_range: Annotated[float | None, ClipRangeOption] = None,
+    gae_lambda: Annotated[float | None, GaeLambdaOption] = None,
 ) -> None:
     """Change a session's reward function or hyper-parameters: the flags of create, each optional (the
     others keep their values). Checked as create checks them; the model, metrics and runs are kept, and the
@@ -351,16 +442,20 @@ def set_command(
 
     A new car (--action-space, --actions, --speed-range) needs a new network: the default one follows it,
     one you chose needs --model for the new car. A session with a trained model keeps its network and car
-    (create a new session for another)."""
+    (create a new session for another). A new --algorithm keeps the other values as they are (--lr and
+    --episodes too); a trained session's next training then starts a new model for it."""
     env_changes = _given(environment_world=track, car_speed=car_speed, action_space=action_space,
                          actions=actions, speed_range=speed_range)
     agent_changes = _given(model_configuration=model, learning_rate=None if lr is None else _plain(lr),
                            loss_fn=loss, optimizer=optimizer, gamma=None if gamma is None else _plain(gamma),
                            epsilon=None if epsilon is None else _plain(epsilon), num_episodes=episodes)
-    if not env_changes and not agent_changes and reward_file is None:
+    agent_changes.update(_agent_options(normalize_rewards, batch_size, epochs, entropy, rollout_length,
+                                        clip_range, gae_lambda))
+    if not env_changes and not agent_changes and reward_file is None and algorithm is None:
         fail(f"nothing to change: give the new values, e.g. rewards-api set {session} --reward-file F.py "
              "--lr 0.005 (rewards-api set --help lists the flags)")
     store = _store(ctx)
+    trained = False  # the session has a model or a checkpoint (read while the training mark is held)
     changing = _training_mark(store, session, "changing its parameters")
     with user_errors(_parameter_flags(reward_file)), changing:
         stored = store.all_params(session)
@@ -380,11 +475,21 @@ def set_command(
                      f"layers {current}: its next training would start a new model and lose this one. Create "
                      f"a new session for the new network: rewards-api create NEW_SESSION --model '{model}'")
         agent = _changed_agent(stored_agent, agent_changes, car)
+        stored_training = dict(stored["training_params"])
+        was = _stored_algorithm(stored_training)
+        new_algorithm = was if algorithm is None else _checked_algorithm(env or _env_or_default(stored_env),
+                                                                         algorithm)
         training = None
         if reward_file is not None:
             source = _read_reward_file(reward_file)
-            if source != stored["training_params"].get("reward_function"):
-                training = _checked_training_params(stored["training_params"], source)
+            if source != stored_training.get("reward_function"):
+                training = _checked_training_params({**stored_training, "learning_algorithm": new_algorithm},
+                                                    source)
+        if training is None and new_algorithm != was:  # the reward function stays, checked when written
+            from .params import REWARD_CHECKED, TrainingParams
+
+            training = TrainingParams.model_validate({**stored_training, "learning_algorithm": new_algorithm},
+                                                     context=REWARD_CHECKED)
         if env is None and agent is None and training is None:
             fail(f"nothing to change: session {session!r} already has these values")
         changed = []
@@ -395,10 +500,63 @@ def set_command(
             store.write_agent_params(session, agent)
             changed += [PARAMETER_FLAGS[name] for name in agent_changes]
         if training is not None:
+            paths = store.paths(session)
+            trained = paths.model.exists() or paths.resume_checkpoint.exists()
             store.write_training_params(session, training)
-            changed.append("--reward-file")
+            if training.reward_function != stored_training.get("reward_function"):
+                changed.append("--reward-file")
+            if new_algorithm != was:
+                changed.append("--algorithm")
+    changed = [_typed_flag(flag, normalize_rewards) for flag in changed]
     console.print(f"Changed {', '.join(changed)} of session [bold]{escape(session)}[/]; its model and "
                   f"metrics are kept. See it with: rewards-api info {session}", highlight=False)
+    if new_algorithm != was:
+        _algorithm_notes(session, was, new_algorithm, trained, agent or stored_agent, car)
+    final_space = env.action_space if env is not None else _env_or_default(stored_env).action_space
+    if final_space == "continuous" and new_algorithm == "dqn":
+        console.print(f"Session {session!r} drives the continuous car, which DQN cannot train: add "
+                      "--algorithm ppo before training it", highlight=False, markup=False)
+
+
+def _typed_flag(flag: str, normalize_rewards: bool | None) -> str:
+    return "--no-normalize-rewards" if flag == "--normalize-rewards" and normalize_rewards is False else flag
+
+
+def _stored_algorithm(training: dict[str, Any]) -> str:
+    """training_params.json's learning_algorithm as training reads it (absent: dqn, the original)."""
+    value = training.get("learning_algorithm", "dqn")
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _algorithm_notes(session: str, was: str, algorithm: str, trained: bool, agent: Any, car: Any) -> None:
+    """What a new algorithm means: a trained session's next training starts a new model; a session going to
+    PPO with DQN's learning rate or episodes hears of PPO's (the stored values are never changed for it)."""
+    from .params import DEFAULT_AGENT_PARAMS, PPO_DEFAULTS, AgentParams
+
+    if trained:
+        console.print(f"Session {session!r} has a trained {was} model: its next training starts a new "
+                      f"{algorithm} model (the {was} model, its metrics and its checkpoint are replaced "
+                      f"then; nothing is lost until then: rewards-api set {session} --algorithm {was} goes "
+                      "back).",
+                      highlight=False, markup=False)
+    if algorithm != "ppo":
+        return
+    if not isinstance(agent, AgentParams):
+        try:
+            agent = AgentParams.model_validate(agent, context=car.context())
+        except ValueError:  # a hand-edited file training will refuse, naming the parameter
+            return
+    kept, hints = [], []
+    for name, flag, shown in (("learning_rate", "--lr", "lr {:g}"), ("num_episodes", "--episodes",
+                                                                      "{} episodes")):
+        if getattr(agent, name) == getattr(DEFAULT_AGENT_PARAMS, name):
+            kept.append(shown.format(getattr(agent, name)))
+            hints.append(f"{flag} {PPO_DEFAULTS[name]:g}")
+    if hints:
+        console.print(f"Hint: {' and '.join(kept)} {'are' if len(kept) > 1 else 'is'} DQN's default"
+                      f"{'s' if len(kept) > 1 else ''}, kept as stored; PPO's: rewards-api set {session} "
+                      f"{' '.join(hints)}",
+                      highlight=False, markup=False)
 
 
 def _given(**values: Any) -> dict[str, Any]:
@@ -598,10 +756,14 @@ def _run_training(store: SessionStore, session: str, track_list: tuple[int | str
         def show(event: Event) -> None:
             if isinstance(event, TrainingStarted):
                 start.update(episode=event.episode, steps=event.steps)
-                how = {"fresh": "A new model", "warm": "Warm start from the session's model",
-                       "resumed": "Resuming the interrupted run"}[trainer.start_kind]
-                progress.console.print(f"{how} on {', '.join(trainer.track_names)}: episodes "
-                                       f"{event.episode + 1}-{event.episodes}", highlight=False)
+                if event.message:  # why a new model started: the session had one for another algorithm
+                    progress.console.print(f"Note: {event.message}", highlight=False, markup=False)
+                how = {"fresh": f"A new {event.algorithm} model",
+                       "warm": f"Warm start from the session's {event.algorithm} model",
+                       "resumed": f"Resuming the interrupted {event.algorithm} run"}[event.start]
+                progress.console.print(f"{how} on {', '.join(trainer.track_names)} with {trainer.num_cars} "
+                                       f"cars: episodes {event.episode + 1}-{event.episodes}",
+                                       highlight=False, markup=False)
             if isinstance(event, EpisodeFinished):
                 rate = (event.steps - start["steps"]) / max(event.elapsed, 1e-9)
                 progress.update(task, completed=event.episode, total=max(trainer.target_episodes, 1),
@@ -721,7 +883,7 @@ def sessions(ctx: typer.Context) -> None:
         console.print(f"No sessions in {store.home}. Create one: rewards-api create my_session")
         return
     table = Table(title=f"sessions in {store.home}")
-    for column in ("session", "track", "model", "episodes", "record", "last trained"):
+    for column in ("session", "track", "algorithm", "model", "episodes", "record", "last trained"):
         table.add_column(column)
     for session in ids:
         with user_errors():
@@ -731,6 +893,7 @@ def sessions(ctx: typer.Context) -> None:
         table.add_row(
             session,
             str(everything["env_params"].get("environment_world", "-")),
+            str(_stored_algorithm(everything["training_params"])),
             str(everything["agent_params"].get("model_configuration", "-")),
             str(len(everything["training_metrics"].get("plot_scores", []))),
             str(trained.get("record", "-")),
@@ -878,6 +1041,7 @@ def info(
     store = _store(ctx)
     with user_errors():
         card = model_card(store, session)
+        algorithm, agent = _session_algorithm(store, session)
         if plot is not None:
             png = session_plot_png(store, session)
             try:
@@ -887,7 +1051,7 @@ def info(
     if as_json:
         sys.stdout.write(json.dumps(card) + "\n")
         return
-    _print_card(card)
+    _print_card(card, algorithm, agent)
     if plot is not None:
         console.print(f"Score chart saved in {plot}", highlight=False)
 
@@ -904,7 +1068,19 @@ def _shown(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
-def _print_card(card: dict[str, Any]) -> None:
+def _session_algorithm(store: SessionStore, session: str) -> tuple[str, Any]:
+    """The session's learning algorithm and its agent params (None if they are not valid for its car)."""
+    from .params import EnvParams, session_agent_params
+
+    stored = store.all_params(session)
+    algorithm = str(_stored_algorithm(stored["training_params"]))
+    try:
+        return algorithm, session_agent_params(EnvParams(**stored["env_params"]), stored["agent_params"])
+    except ValueError:
+        return algorithm, None
+
+
+def _print_card(card: dict[str, Any], algorithm: str = "dqn", agent: Any = None) -> None:
     from rich.panel import Panel
 
     model = card["model"]
@@ -915,8 +1091,12 @@ def _print_card(card: dict[str, Any]) -> None:
     facts.add_row("last trained", _when(card["last_trained"]))
     facts.add_row("model", f"{model['layers']} · {model['parameters']:,} parameters")
     facts.add_row("saved model", "yes" if card["trained_model"] else "no (train it first)")
+    facts.add_row("algorithm", algorithm if agent is None else _algorithm_text(algorithm, agent))
+    epsilon = "" if algorithm == "ppo" else f" · epsilon {model['epsilon']:g}"
+    normalized = "" if agent is None else (" · rewards normalized" if agent.normalize_rewards
+                                           else " · rewards not normalized")
     facts.add_row("hyper-parameters", f"{model['loss_fn']} · {model['optimizer']} · lr "
-                  f"{model['learning_rate']:g} · gamma {model['gamma']:g} · epsilon {model['epsilon']:g}")
+                  f"{model['learning_rate']:g} · gamma {model['gamma']:g}{epsilon}{normalized}")
     facts.add_row("episodes", f"{card['episodes_trained']:,} trained · {model['num_episodes']:,} per run")
     facts.add_row("track", f"{card['track']} ({card['environment']['environment_name']})")
     facts.add_row("latest record", f"{_shown(card['record'])} · last mean score "

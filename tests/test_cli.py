@@ -384,10 +384,14 @@ def test_set_changes_the_car_and_the_network_follows_unless_chosen(tmp_path: Pat
 
 def test_train_refuses_the_continuous_car_and_a_network_of_another_car(tmp_path: Path) -> None:
     cli(tmp_path, "create", "c", "--action-space", "continuous")
+    training_file = tmp_path / "c" / "training_params.json"
+    training = json.loads(training_file.read_text())
+    training_file.write_text(json.dumps({**training, "learning_algorithm": "dqn"}))  # edited by hand
     result = cli(tmp_path, "train", "c", check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     shown = one_line(result.stderr)
     assert "the continuous car needs PPO" in shown and "action_space 'discrete'" in shown
+    assert "--algorithm 'dqn' is not valid" in shown and "rewards-api set c" in shown
     assert "torch" not in heavy_imports("--home", str(tmp_path), "train", "c")  # refused before PyTorch
     cli(tmp_path, "create", "d", "--action-space", "discrete")
     agent_file = tmp_path / "d" / "agent_params.json"
@@ -399,3 +403,136 @@ def test_train_refuses_the_continuous_car_and_a_network_of_another_car(tmp_path:
     assert ("--model '[[5, 9], [9, 3]]' is not valid: the first layer must take 6 inputs (5 radars and the "
             "speed, for the discrete car), not 5") in shown, shown
     assert "gives 15 outputs, such as [[6, 9], [9, 15]]" in shown
+
+
+# ----- PPO: --algorithm and its hyper-parameters -----------------------------------------------------------
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``rewards-api --home tmp_path ARGS`` in this process: (exit code, output on one line)."""
+    monkeypatch.setattr(cli_module.console, "width", 300)
+    monkeypatch.setattr(cli_module.errors, "width", 300)
+
+    def invoke(*args: str) -> tuple[int, str]:
+        result = runner.invoke(cli_module.app, ["--home", str(tmp_path), *args], env={"COLUMNS": "300"})
+        return result.exit_code, one_line(result.output)
+
+    return invoke
+
+
+def session_file(home: Path, session: str, name: str) -> dict:
+    return json.loads((home / session / f"{name}.json").read_text())
+
+
+def test_create_ppo_writes_the_algorithm_ppos_defaults_and_the_typed_keys(tmp_path: Path, run) -> None:
+    from rewards_api.params import PPO_DEFAULTS
+
+    code, shown = run("create", "p", "--algorithm", "PPO", "--clip-range", "0.3", "--epochs", "2",
+                      "--batch-size", "512", "--entropy", "0", "--rollout-length", "64", "--gae-lambda",
+                      "0.9", "--no-normalize-rewards")
+    assert code == 0, shown
+    assert "ppo (batch 512 · epochs 2 · entropy 0 · rollout 64 · clip 0.3 · gae-lambda 0.9)" in shown
+    assert "epsilon" not in shown and "rewards not normalized" in shown
+    training = session_file(tmp_path, "p", "training_params")
+    assert training["learning_algorithm"] == "ppo" and "def reward_function" in training["reward_function"]
+    assert session_file(tmp_path, "p", "agent_params") == {
+        "model_configuration": "[[5, 9], [9, 3]]", "loss_fn": "mse", "optimizer": "adam", "gamma": 0.9,
+        "epsilon": 20, **PPO_DEFAULTS, "normalize_rewards": False, "batch_size": 512, "num_epochs": 2,
+        "beta_entropy": 0, "rollout_length": 64, "clip_range": 0.3, "gae_lambda": 0.9}
+    # What is typed is kept; a DQN session's files are the original ones.
+    assert run("create", "q", "--algorithm", "ppo", "--lr", "0.001", "--episodes", "50")[0] == 0
+    agent = session_file(tmp_path, "q", "agent_params")
+    assert (agent["learning_rate"], agent["num_episodes"]) == (0.001, 50) and "clip_range" not in agent
+    assert run("create", "d")[0] == 0
+    assert session_file(tmp_path, "d", "training_params")["learning_algorithm"] == "dqn"
+    assert set(session_file(tmp_path, "d", "agent_params")) == {
+        "model_configuration", "learning_rate", "loss_fn", "optimizer", "gamma", "epsilon", "num_episodes"}
+    # info and sessions show the algorithm.
+    code, shown = run("info", "p")
+    assert code == 0 and "algorithm ppo (batch 512" in shown and "epsilon" not in shown
+    code, shown = run("sessions")
+    assert code == 0 and re.search(r"│ d │ 1 │ dqn │", shown) and re.search(r"│ p │ 1 │ ppo │", shown)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--clip-range", "0"), "--clip-range 0 is not valid: use a number greater than 0 and at most 1"),
+        (("--algorithm", "sac"), "--algorithm 'sac' is not valid: use 'dqn' or 'ppo'"),
+        (("--epochs", "0"), "--epochs 0 is not valid: use a whole number from 1 to 100"),
+        (("--batch-size", "8"), "--batch-size 8 is not valid: use a whole number from 16 to 65536"),
+        (("--entropy", "2"), "--entropy 2 is not valid: use a number from 0 to 1"),
+        (("--rollout-length", "2"), "--rollout-length 2 is not valid"),
+        (("--gae-lambda", "1.5"), "--gae-lambda 1.5 is not valid"),
+    ],
+)
+def test_bad_ppo_flags_are_named_as_typed(tmp_path: Path, run, args: tuple[str, ...], message: str) -> None:
+    code, shown = run("create", "bad", "--algorithm", "ppo", *args)
+    assert code == 2 and message in shown, shown
+    assert not re.search(r"\b(clip_range|learning_algorithm|num_epochs|batch_size|beta_entropy|"
+                         r"rollout_length|gae_lambda)\b", shown), shown
+    assert not (tmp_path / "bad").exists()
+    assert run("create", "good")[0] == 0
+    code, shown = run("set", "good", *args)
+    assert code == 2 and message in shown, shown
+    assert session_file(tmp_path, "good", "training_params")["learning_algorithm"] == "dqn"
+
+
+def test_the_continuous_car_trains_with_ppo_and_refuses_dqn(tmp_path: Path, run) -> None:
+    code, shown = run("create", "c", "--action-space", "continuous")
+    assert code == 0 and "The continuous car trains with PPO (DQN cannot drive it): --algorithm ppo" in shown
+    assert session_file(tmp_path, "c", "training_params")["learning_algorithm"] == "ppo"
+    assert session_file(tmp_path, "c", "agent_params")["learning_rate"] == 0.0003
+    code, shown = run("create", "c2", "--action-space", "continuous", "--algorithm", "dqn")
+    assert code == 2 and "--algorithm 'dqn' is not valid: the continuous car needs PPO" in shown, shown
+    assert not (tmp_path / "c2").exists()
+    code, shown = run("set", "c", "--algorithm", "dqn")
+    assert code == 2 and "--algorithm 'dqn' is not valid: the continuous car needs PPO" in shown
+    assert session_file(tmp_path, "c", "training_params")["learning_algorithm"] == "ppo"
+    code, shown = run("create", "k", "--action-space", "discrete")  # a car DQN drives: DQN, unless asked
+    assert code == 0 and "trains with PPO" not in shown
+    assert session_file(tmp_path, "k", "training_params")["learning_algorithm"] == "dqn"
+
+
+def test_set_algorithm_says_a_trained_session_starts_a_new_model_and_changes_nothing_else(tmp_path: Path,
+                                                                                         run) -> None:
+    reward = tmp_path / "reward.py"
+    reward.write_text("def reward_function(params):\n    return 2.0\n")
+    assert run("create", "u", "--reward-file", str(reward), "--episodes", "40")[0] == 0
+    agent = session_file(tmp_path, "u", "agent_params")
+    code, shown = run("set", "u", "--algorithm", "ppo")  # no model yet: nothing to replace
+    assert code == 0 and "Changed --algorithm of session u" in shown and "new ppo model" not in shown
+    assert "Hint: lr 0.01 is DQN's default, kept as stored; PPO's: rewards-api set u --lr 0.0003" in shown
+    assert session_file(tmp_path, "u", "agent_params") == agent  # lr and episodes as they were
+    training = session_file(tmp_path, "u", "training_params")
+    assert training["learning_algorithm"] == "ppo" and training["reward_function"] == reward.read_text()
+
+    assert run("create", "t")[0] == 0
+    model = tmp_path / "t" / "session_saved_models" / "model.pth"
+    model.write_bytes(b"weights")  # a trained session (SessionPaths.model)
+    code, shown = run("set", "t", "--algorithm", "ppo")
+    assert code == 0, shown
+    assert ("Session 't' has a trained dqn model: its next training starts a new ppo model (the dqn model, "
+            "its metrics and its checkpoint are replaced then; nothing is lost until then") in shown
+    assert "--lr 0.0003 --episodes 20000" in shown and model.read_bytes() == b"weights"
+    assert run("set", "t", "--algorithm", "ppo")[1].startswith("error: nothing to change")
+    code, shown = run("set", "t", "--algorithm", "dqn", "--lr", "0.02")
+    assert code == 0 and "a new dqn model" in shown and "Hint" not in shown
+    code, shown = run("set", "t", "--lr", "0.0003", "--algorithm", "ppo")  # PPO's lr typed: no hint for it
+    assert code == 0 and "--episodes 20000" in shown and "--lr 0.0003 --episodes" not in shown
+
+
+def test_train_a_ppo_session(tmp_path: Path, run) -> None:
+    import torch
+
+    assert run("create", "p", "--algorithm", "ppo", "--episodes", "40", "--batch-size", "64",
+               "--rollout-length", "16")[0] == 0
+    code, shown = run("train", "p", "--cars", "8", "--seconds", "20")
+    assert code == 0, shown
+    assert "A new ppo model on training-1 with 8 cars: episodes 1-40" in shown
+    assert "Training finished: 40 episodes" in shown
+    state = torch.load(tmp_path / "p" / "session_saved_models" / "model.pth", weights_only=True)
+    assert state
+    code, shown = run("train", "--help")
+    assert code == 0 and "Cars driving at once (default: 64 for DQN, 256 for PPO)." in shown
