@@ -151,7 +151,8 @@ def test_a_session_switched_from_dqn_to_ppo_starts_a_new_model_and_says_so(store
     started = events[0]
     assert isinstance(started, TrainingStarted) and started.start == "fresh" and started.algorithm == "ppo"
     assert started.message is not None
-    assert "learning_algorithm changed from dqn to ppo" in started.message and "new ppo model" in started.message
+    assert "learning_algorithm changed from dqn to ppo" in started.message
+    assert "a new ppo model starts" in started.message
     assert finished.episodes == 30  # a new model: its own 30 episodes, not 30 more
     history = store.read(name, "model_history")
     assert [run["start"] for run in history["runs"]] == ["fresh"]
@@ -171,12 +172,14 @@ def test_the_continuous_car_trains_with_ppo_only() -> None:
 
 
 @pytest.mark.parametrize("algorithm", ["dqn", "ppo"])
-def test_a_reward_a_million_times_larger_drives_the_same_episodes(store: SessionStore, algorithm: str) -> None:
+def test_a_reward_a_million_times_larger_drives_the_same_episodes(store: SessionStore, algorithm: str
+                                                                  ) -> None:
     """With normalization the learner sees the same numbers whatever the reward's scale: the same seed
     drives the same episodes, their scores a million times larger (to float rounding)."""
     scores = {}
     for factor in (1, 1_000_000):
-        reward = f"def reward_function(params):\n    return {factor} * params['speed'] if params['is_alive'] else 0\n"
+        reward = ("def reward_function(params):\n"
+                  f"    return {factor} * params['speed'] if params['is_alive'] else 0\n")
         name = make_session(store, f"{algorithm}{factor}", car="discrete", algorithm=algorithm, episodes=150,
                             reward=reward)
         _, events = run(store, name, PPO_FAST if algorithm == "ppo" else DQN_FAST)

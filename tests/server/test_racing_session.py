@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 
@@ -98,3 +99,69 @@ def test_the_live_view_drives_the_racing_car(api: httpx.Client, server) -> None:
         frames = read_parts(response, 3)
     assert len(frames) == 3 and all(frame[:2] == b"\xff\xd8" for frame in frames)
     api.get(f"{V1}/stop", params={"session_id": session})
+
+
+def test_a_continuous_ppo_session_trains_evaluates_exports_and_pushes_through_the_server(
+        api: httpx.Client, server, s3_server, monkeypatch) -> None:
+    from test_training import wait_for
+
+    from rewards_api.archive import import_session
+    from rewards_api.cloud import open_bucket, push_session
+    from rewards_api.config import Settings
+
+    session = "ppo_" + uuid.uuid4().hex[:10]
+    assert api.post(f"{V1}/create_session", params={"session_id": session}).status_code == 200
+    answer = api.post(f"{V1}/write_env_params", json={"session_id": session, "environment_world": 2,
+                                                      "car_speed": 60, "action_space": "continuous"})
+    assert answer.status_code == 200, answer.text
+    agent = {"session_id": session, "model_configuration": "[[6, 16], [16, 2]]", "learning_rate": 0.0003,
+             "loss_fn": "huber", "optimizer": "adam", "gamma": 0.99, "epsilon": 20, "num_episodes": 300,
+             "batch_size": 1024, "num_epochs": 2, "beta_entropy": 0.0, "rollout_length": 8, "clip_range": 0}
+    refused = api.post(f"{V1}/write_agent_params", json=agent)
+    assert refused.status_code == 422
+    assert "clip_range = 0 is not valid: use a number greater than 0 and at most 1" in refused.text
+    assert api.post(f"{V1}/write_agent_params", json={**agent, "clip_range": 0.2}).status_code == 200
+    stored = json.loads((server.home / session / "agent_params.json").read_text())
+    assert stored["clip_range"] == 0.2 and stored["rollout_length"] == 8 and "gae_lambda" not in stored
+    training = {"session_id": session, "learning_algorithm": "ppo", "enable_wandb": False,
+                "reward_function": SPEEDY}
+    answer = api.post(f"{V1}/write_training_params", json=training)
+    assert answer.status_code == 200 and answer.json()["message"] == "training_params.json written"
+
+    assert api.post(f"{V1}/train", params={"session_id": session}).status_code == 200
+    finished = wait_for(api, session, ("finished", "failed"))
+    assert finished["state"] == "finished", finished
+    assert finished["episode"] == 300
+    import torch
+
+    store = SessionStore(server.home)
+    state = torch.load(store.paths(session).model, weights_only=True)
+    assert state["layers.2.weight"].shape == (2, 16)
+
+    with api.stream("GET", f"{V1}/evaluate", params={"session_id": session, "mode": "evaluation",
+                                                     "track_num": 1, "num_trials": 2}) as response:
+        assert response.status_code == 200
+        assert len(read_parts(response, 2)) == 2
+    metrics = store.read(session, "evaluation_metrics")["evaluation"]["1"]
+    assert metrics["num_trials"] == 2 and metrics["car"] == "continuous"
+
+    archive = api.get(f"{V1}/export", params={"session_id": session})
+    assert archive.status_code == 200
+    copy = import_session(SessionStore(server.home.parent / "elsewhere"), io.BytesIO(archive.content))
+    assert SessionStore(server.home.parent / "elsewhere").read(copy, "training_params")[
+        "learning_algorithm"] == "ppo"
+
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    bucket = open_bucket(Settings(s3_bucket=s3_server.new_bucket(), s3_endpoint_url=s3_server.url))
+    push_session(bucket, store, session, user_id="u-1", user="Ada")
+    keys = {item["Key"] for item in s3_server.client().list_objects_v2(Bucket=bucket.name)["Contents"]}
+    assert any(key.startswith(f"Models/u-1/{session}/") and key.endswith("model.pth") for key in keys), keys
+
+    # Back to DQN: the server says what it means (and the continuous car cannot train with it).
+    answer = api.post(f"{V1}/write_training_params", json={**training, "learning_algorithm": "dqn"})
+    assert answer.status_code == 200
+    assert "learning_algorithm changes from ppo to dqn: the next training starts a new dqn model" in \
+        answer.json()["message"]
+    refused = api.post(f"{V1}/train", params={"session_id": session})
+    assert refused.status_code == 422 and "set learning_algorithm to 'ppo'" in refused.text
