@@ -224,7 +224,7 @@ LossOption = typer.Option("--loss", metavar="NAME", help="mse, rmse, mae or hube
 OptimizerOption = typer.Option("--optimizer", metavar="NAME", help="adam, rmsprop or adagrad.")
 GammaOption = typer.Option("--gamma", help="Discount: a fraction 0-1 or a percentage.")
 EpsilonOption = typer.Option("--epsilon", help="Starting exploration: fraction or percentage.")
-EpisodesOption = typer.Option("--episodes", help="Episodes to train, 1-100000 (create: 700 for DQN, 20000 "
+EpisodesOption = typer.Option("--episodes", help="Episodes to train, 1-100000 (create: 700 for DQN, 30000 "
                               "for PPO).")
 RewardFileOption = typer.Option("--reward-file", metavar="FILE", help="Python file defining "
                                 "reward_function(params); default: +1 while on the track.")
@@ -283,7 +283,7 @@ def create(
     follows the car unless --model is given: [[5, 9], [9, 3]] for the classic car; for a racing car two
     hidden layers of 64 between its observation (5 radars and the speed) and its actions.
 
-    --algorithm ppo starts from PPO's learning rate and episodes (0.0003, 20000) unless --lr or --episodes
+    --algorithm ppo starts from PPO's learning rate and episodes (0.0003, 30000) unless --lr or --episodes
     is given; the continuous car trains with PPO (DQN cannot drive it)."""
     from .envs.reward import DEFAULT_REWARD_SOURCE
     from .params import DEFAULT_AGENT_PARAMS, PPO_DEFAULTS, AgentParams, EnvParams, check_action_space

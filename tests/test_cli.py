@@ -515,12 +515,12 @@ def test_set_algorithm_says_a_trained_session_starts_a_new_model_and_changes_not
     assert code == 0, shown
     assert ("Session 't' has a trained dqn model: its next training starts a new ppo model (the dqn model, "
             "its metrics and its checkpoint are replaced then; nothing is lost until then") in shown
-    assert "--lr 0.0003 --episodes 20000" in shown and model.read_bytes() == b"weights"
+    assert "--lr 0.0003 --episodes 30000" in shown and model.read_bytes() == b"weights"
     assert run("set", "t", "--algorithm", "ppo")[1].startswith("error: nothing to change")
     code, shown = run("set", "t", "--algorithm", "dqn", "--lr", "0.02")
     assert code == 0 and "a new dqn model" in shown and "Hint" not in shown
     code, shown = run("set", "t", "--lr", "0.0003", "--algorithm", "ppo")  # PPO's lr typed: no hint for it
-    assert code == 0 and "--episodes 20000" in shown and "--lr 0.0003 --episodes" not in shown
+    assert code == 0 and "--episodes 30000" in shown and "--lr 0.0003 --episodes" not in shown
 
 
 def test_train_a_ppo_session(tmp_path: Path, run) -> None:
