@@ -11,6 +11,7 @@ model itself is not loaded (``trained_model`` says whether model.pth exists).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import numbers
@@ -22,7 +23,7 @@ import numpy as np
 import pydantic
 from PIL import Image, ImageDraw, ImageFont
 
-from .params import AgentParams, EnvParams, first_error_message
+from .params import LEARNING_ALGORITHMS, AgentParams, EnvParams, first_error_message
 from .scores import final_eval_score, lap_text
 from .store import SessionError, SessionStore
 
@@ -140,7 +141,9 @@ def model_card(store: SessionStore, session_id: str) -> dict[str, Any]:
 
     Keys: ``session_id``; ``created`` and ``last_trained`` (``{"date", "time"}`` or None); ``model``
     (``layers``, ``model_configuration`` as stored, ``loss_fn``, ``optimizer``, ``learning_rate``,
-    ``gamma`` and ``epsilon`` as fractions, ``num_episodes``, ``parameters`` = weights + biases, and
+    ``gamma`` and ``epsilon`` as fractions, ``num_episodes``, ``algorithm`` (training_params.json's
+    learning_algorithm), ``normalize_rewards``, ``ppo`` (PPO's hyper-parameters, None for DQN),
+    ``parameters`` = weights + biases, and
     ``configured``: False while agent_params.json is not written and the defaults apply);
     ``trained_model`` (model.pth exists); ``record``; ``episodes_trained``; ``last_mean_score``;
     ``environment`` (env_params, defaults filled in) and ``track``; ``evaluation`` (per mode and track:
@@ -154,6 +157,8 @@ def model_card(store: SessionStore, session_id: str) -> dict[str, Any]:
     agent = _checked(AgentParams, everything["agent_params"], "agent_params.json", session_id)
     env = _checked(EnvParams, everything["env_params"], "env_params.json", session_id)
     config = agent.config()
+    algorithm = everything["training_params"].get("learning_algorithm")
+    algorithm = algorithm if algorithm in LEARNING_ALGORITHMS else "dqn"
     scores, means = _histories(everything["training_metrics"])
     trained = history.get("last_trained")
     record = _number(trained.get("record")) if isinstance(trained, dict) else None
@@ -176,6 +181,9 @@ def model_card(store: SessionStore, session_id: str) -> dict[str, Any]:
             "gamma": config.gamma,
             "epsilon": config.epsilon,
             "num_episodes": config.num_episodes,
+            "algorithm": algorithm,
+            "normalize_rewards": config.normalize_rewards,
+            "ppo": dataclasses.asdict(config.ppo) if algorithm == "ppo" else None,
             "parameters": parameter_count(config.layers),
             "configured": bool(everything["agent_params"]),
         },

@@ -72,7 +72,8 @@ def test_the_card_of_a_trained_and_evaluated_session(store: SessionStore) -> Non
     assert card["model"] == {
         "layers": [[5, 16], [16, 8], [8, 3]], "model_configuration": "[[5, 16], [16, 8], [8, 3]]",
         "loss_fn": "huber", "optimizer": "rmsprop", "learning_rate": 0.005, "gamma": 0.9, "epsilon": 0.2,
-        "num_episodes": 60, "parameters": 96 + 136 + 27, "configured": True,
+        "num_episodes": 60, "algorithm": "dqn", "normalize_rewards": True, "ppo": None,
+        "parameters": 96 + 136 + 27, "configured": True,
     }
     assert card["trained_model"] is True and card["record"] == 30
     assert card["episodes_trained"] == 60 and card["last_mean_score"] == history["means"][-1]

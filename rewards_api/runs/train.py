@@ -319,9 +319,9 @@ class Trainer:
     def _episodes_ended(self, emit: EventHandler, info: dict, done: np.ndarray, epsilon: float,
                         index: int) -> None:
         for car in np.flatnonzero(done):
-            self._episode_finished(emit, info, int(car), epsilon, self.track_names[index])
-            if self.episodes >= self.target_episodes:
+            if self.episodes >= self.target_episodes:  # episodes past the target (other tracks' cars too)
                 break
+            self._episode_finished(emit, info, int(car), epsilon, self.track_names[index])
 
     def _step_dqn(self, emit: EventHandler, agent: DQNAgent) -> int:
         """Every car drives one epsilon-greedy step into the replay buffer; then the updates it earns.
@@ -423,7 +423,8 @@ class Trainer:
         """This run's entry in ``model_history.json`` ``runs``, as of now: when it started (``date``
         YYYY-MM-DD, ``time`` HH:MM:SS), how (``start``: fresh, warm or resumed), on which ``track`` (the
         tracks' names, comma-separated), and what it did: ``episodes`` and env ``steps`` (all cars) in
-        this run, its best score (``record``, null before its first episode) and ``duration`` (seconds)."""
+        this run, its best score (``record``, null before its first episode), ``duration`` (seconds) and
+        ``algorithm`` (dqn or ppo)."""
         scores = self.scores[self._first_episode:]
         return {
             "date": self._started_at.strftime("%Y-%m-%d"), "time": self._started_at.strftime("%H:%M:%S"),
@@ -431,6 +432,7 @@ class Trainer:
             "episodes": self.episodes - self._first_episode,
             "record": score_value(max(scores)) if scores else None,
             "steps": self.steps - self._first_step, "duration": round(self._elapsed(), 1),
+            "algorithm": self.setup.algorithm,
         }
 
     def _begin_run_entry(self) -> None:
@@ -484,6 +486,8 @@ class Trainer:
                 }
                 if self.car["action_space"] != "classic":  # which car model.pth drives (classic: absent)
                     history["last_trained"]["car"] = self.car
+                if self.setup.algorithm != "dqn":  # which algorithm trained it (DQN: absent, the original's)
+                    history["last_trained"]["algorithm"] = self.setup.algorithm
             self._update_run_entry(history)
 
         self.store.update(self.session_id, "model_history", trained)

@@ -194,7 +194,11 @@ async def write_training_params(caller: CurrentCaller, store: Store, body: Train
 def algorithm_switch(store: SessionStore, session_id: str, algorithm: str) -> str | None:
     """What changing a trained session's learning algorithm to ``algorithm`` means, or None when it does
     not change it (or the session has no model yet)."""
-    was = store.read(session_id, "training_params").get("learning_algorithm", "dqn")
+    trained = store.read(session_id, "model_history").get("last_trained")
+    if isinstance(trained, dict) and trained:
+        was = trained.get("algorithm", "dqn")  # what trained the model (absent: DQN, the original's)
+    else:
+        was = store.read(session_id, "training_params").get("learning_algorithm", "dqn")
     paths = store.paths(session_id)
     if was == algorithm or not (paths.model.exists() or paths.resume_checkpoint.exists()):
         return None

@@ -187,3 +187,26 @@ def test_a_reward_a_million_times_larger_drives_the_same_episodes(store: Session
     assert len(scores[1]) == len(scores[1_000_000]) == 150
     assert np.allclose(np.array(scores[1_000_000]) / 1e6, scores[1], rtol=1e-4)
     assert max(scores[1_000_000]) > 1e6  # the scores stay in the reward's own units
+
+
+def test_the_model_history_and_card_name_the_algorithm_and_a_switch_is_explained(store: SessionStore) -> None:
+    from rewards_api.cards import model_card
+    from rewards_api.server.routes import algorithm_switch
+
+    name = make_session(store, car="discrete", algorithm="dqn", episodes=20)
+    assert algorithm_switch(store, name, "ppo") is None  # nothing trained yet: nothing to replace
+    run(store, name, DQN_FAST)
+    history = store.read(name, "model_history")
+    assert "algorithm" not in history["last_trained"]  # DQN's history keeps the original's keys
+    assert history["runs"][-1]["algorithm"] == "dqn"
+    assert "from dqn to ppo: the next training starts a new ppo model" in algorithm_switch(store, name, "ppo")
+    store.write_training_params(name, TrainingParams(learning_algorithm="ppo"))
+    # Changed back before training again: the DQN model carries on, nothing to say.
+    assert algorithm_switch(store, name, "dqn") is None
+    run(store, name)
+    history = store.read(name, "model_history")
+    assert history["last_trained"]["algorithm"] == "ppo" and history["runs"][-1]["algorithm"] == "ppo"
+    card = model_card(store, name)
+    assert card["model"]["algorithm"] == "ppo" and card["model"]["normalize_rewards"] is True
+    assert card["model"]["ppo"] == {"batch_size": 4096, "num_epochs": 4, "beta_entropy": 0.01,  # defaults
+                                    "rollout_length": 32, "clip_range": 0.2, "gae_lambda": 0.95}
