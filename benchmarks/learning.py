@@ -23,6 +23,9 @@
    the best laps seen when the run ends or ``--table-budget`` passes. Rewards: +1 while alive for the
    classic car (the original's default); speed x (1 - (distance from centre / half width)^2) for the
    racing cars; the x10^6 rows multiply them by 1,000,000. Also each cell's training throughput.
+5. PPO's throughput (``--table`` runs it too): a run of each car with PPO's defaults and no checks, for
+   ``--throughput-seconds`` of training: env steps per second (all 256 cars), and its saved model.pth
+   on the unseen evaluation track 1.
 """
 
 from __future__ import annotations
@@ -163,6 +166,27 @@ def run_table(store: SessionStore, budget: float, check_every: float, seeds: int
         print(f"   {algorithm.upper()} {car}: x1 {a:.1f} s, x10^6 {b:.1f} s: {100 * (b - a) / a:+.0f} %")
 
 
+def ppo_throughput(store: SessionStore, seconds: float) -> None:
+    print(f"\n5. PPO's training throughput: PPO's defaults, 256 cars, {seconds:g} s of training, no checks")
+    for car in ("classic", "discrete", "continuous"):
+        name = f"throughput_{car}"
+        env_params = EnvParams(environment_world=1, action_space=car)
+        store.create(name)
+        store.write_env_params(name, env_params)
+        store.write_agent_params(name, AgentParams(model_configuration=env_params.shape().default(),
+                                                   **PPO_DEFAULTS))
+        source = (STAY_ALIVE if car == "classic" else RACING).format(scale=1)
+        store.write_training_params(name, TrainingParams(learning_algorithm="ppo", reward_function=source))
+        done = Trainer(store, name, TrainingOptions(max_seconds=seconds)).run()
+        evaluation = gym.make(ENV_ID, track=1, mode="evaluation", **env_params.car())
+        results = greedy_trials(load_best_model(store, name), evaluation, 5)
+        best = min((r.lap_time for r in results if r.lap_time is not None), default=None)
+        print(f"   {car:10s} {done.steps / done.elapsed:>9,.0f} env steps/s (goal >= 50,000)  "
+              f"{done.episodes:>6} episodes; model.pth: {sum(r.lap_complete for r in results)}/5 laps on "
+              "the unseen track"
+              + (f", best {best:.1f} s" if best else ""), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -175,12 +199,14 @@ def main() -> None:
     parser.add_argument("--table-budget", type=float, default=60.0, help="seconds of training per cell")
     parser.add_argument("--table-check-every", type=float, default=1.0)
     parser.add_argument("--seeds", type=int, default=1, help="table: runs per cell")
+    parser.add_argument("--throughput-seconds", type=float, default=20.0, help="section 5: seconds per car")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as home:
         store = SessionStore(home)
         if args.table:
             run_table(store, args.table_budget, args.table_check_every, args.seeds)
+            ppo_throughput(store, args.throughput_seconds)
             return
         print("1. defaults of the original UI, track 1")
         make_session(store, "defaults")
@@ -217,6 +243,7 @@ def main() -> None:
         print(f"   evaluation track (never seen): {unseen[0]}/5 laps, {unseen[1]:.0f} % mean progress")
         print()
         run_table(store, args.table_budget, args.table_check_every, args.seeds)
+        ppo_throughput(store, args.throughput_seconds)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from conftest import COMMAND, TOKEN, Server, forked_children, free_port, niceness
 from selenium import webdriver
-from test_web_lab import browser_paths, by_id, wait
+from test_web_lab import by_id, headless_chromium, wait
 
 from rewards_api.store import SessionStore, user_home
 from rewards_api.users import UserRegistry
@@ -65,13 +65,7 @@ def classroom(tmp_path: Path, launch) -> tuple[Server, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[webdriver.Chrome]:
-    binary, driver_path = browser_paths()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1366,900"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    driver = headless_chromium("--window-size=1366,900")
     yield driver
     driver.quit()
 

@@ -14,9 +14,9 @@ from selenium.webdriver.common.by import By
 from test_web_lab import (
     ARTIFACTS,
     LAPTOP,
-    browser_paths,
     by_id,
     click,
+    headless_chromium,
     shot,
     text_of,
     type_into,
@@ -31,13 +31,7 @@ MODEL = "lab_ppo"
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[webdriver.Chrome]:
-    binary, driver_path = browser_paths()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     f"--window-size={LAPTOP[0]},{LAPTOP[1]}", "--lang=en-US"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    driver = headless_chromium(f"--window-size={LAPTOP[0]},{LAPTOP[1]}", "--lang=en-US")
     driver.set_window_size(*LAPTOP)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield driver

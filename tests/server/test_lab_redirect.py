@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 from conftest import TOKEN, Server
 from selenium import webdriver
-from test_web_lab import browser_paths, by_id, click, type_into, wait
+from test_web_lab import by_id, click, headless_chromium, type_into, wait
 
 from rewards_api.ui.signin import _safe_next
 
@@ -43,13 +43,8 @@ def thief() -> Iterator[tuple[str, list[str]]]:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[webdriver.Chrome]:
-    binary, driver_path = browser_paths()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # every request the page makes
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    # The performance log: every request the page makes.
+    driver = headless_chromium(capabilities={"goog:loggingPrefs": {"performance": "ALL"}})
     yield driver
     driver.quit()
 

@@ -165,3 +165,24 @@ def test_a_continuous_ppo_session_trains_evaluates_exports_and_pushes_through_th
         answer.json()["message"]
     refused = api.post(f"{V1}/train", params={"session_id": session})
     assert refused.status_code == 422 and "set learning_algorithm to 'ppo'" in refused.text
+
+
+def test_the_live_view_drives_the_continuous_car_with_ppos_policy(api: httpx.Client, server) -> None:
+    session = racing_session(api, server, episodes=100_000)
+    answer = api.post(f"{V1}/write_env_params", json={"session_id": session, "environment_world": 2,
+                                                      "car_speed": 60, "action_space": "continuous",
+                                                      "speed_range": "1:3"})
+    assert answer.status_code == 200, answer.text
+    agent = {"session_id": session, "model_configuration": "[[6, 16], [16, 2]]", "learning_rate": 0.0003,
+             "loss_fn": "mse", "optimizer": "adam", "gamma": 0.9, "epsilon": 20, "num_episodes": 100_000}
+    assert api.post(f"{V1}/write_agent_params", json=agent).status_code == 200
+    assert api.post(f"{V1}/write_training_params", json={
+        "session_id": session, "learning_algorithm": "ppo", "enable_wandb": False,
+        "reward_function": SPEEDY}).status_code == 200
+    with api.stream("GET", f"{V1}/stream", params={"session_id": session}) as response:
+        assert response.status_code == 200
+        frames = read_parts(response, 3)
+    assert len(frames) == 3 and all(frame[:2] == b"\xff\xd8" for frame in frames)
+    job = api.get(f"{V1}/jobs/{session}").json()
+    assert job["state"] == "running" and job["layers"] == [[6, 16], [16, 2]]
+    api.get(f"{V1}/stop", params={"session_id": session})

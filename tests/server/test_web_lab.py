@@ -47,6 +47,23 @@ def browser_paths() -> tuple[str, str]:
     return chromium, driver
 
 
+def headless_chromium(*arguments: str, prefs: dict[str, Any] | None = None,
+                      capabilities: dict[str, Any] | None = None) -> webdriver.Chrome:
+    """Debian's Chromium, headless, driven by its own chromedriver (never a downloaded one); ``arguments``
+    are added to the command line, ``prefs`` and ``capabilities`` to the options."""
+    binary, driver_path = browser_paths()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    if prefs:
+        options.add_experimental_option("prefs", prefs)
+    for name, value in (capabilities or {}).items():
+        options.set_capability(name, value)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     *arguments):
+        options.add_argument(argument)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+
+
 @pytest.fixture(scope="module")
 def bucket(s3_server: Any) -> str:
     return s3_server.new_bucket()
@@ -69,16 +86,9 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(downloads: Path) -> Iterator[webdriver.Chrome]:
-    chromium, driver_path = browser_paths()
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     f"--window-size={LAPTOP[0]},{LAPTOP[1]}", "--lang=en-US"):
-        options.add_argument(argument)
-    service = webdriver.ChromeService(executable_path=driver_path)
-    driver = webdriver.Chrome(options=options, service=service)
+    driver = headless_chromium(f"--window-size={LAPTOP[0]},{LAPTOP[1]}", "--lang=en-US",
+                               prefs={"download.default_directory": str(downloads),
+                                      "download.prompt_for_download": False})
     driver.set_window_size(*LAPTOP)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield driver
