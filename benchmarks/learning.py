@@ -95,13 +95,15 @@ CELLS = [(algorithm, car) for algorithm in ("dqn", "ppo") for car in ("classic",
 
 
 def table_cell(store: SessionStore, algorithm: str, car: str, scale: int, budget: float, check_every: float,
-               seed: int) -> dict:
+               seed: int, normalize: bool = True) -> dict:
     """Train one cell's session, checking its greedy policy on the unseen evaluation track 1."""
-    name = f"{algorithm}_{car}_{scale}_{seed}"
+    name = f"{algorithm}_{car}_{scale}_{seed}_{int(normalize)}"
     env_params = EnvParams(environment_world=1, action_space=car)
     store.create(name)
     store.write_env_params(name, env_params)
-    defaults = PPO_DEFAULTS if algorithm == "ppo" else {}
+    defaults = dict(PPO_DEFAULTS) if algorithm == "ppo" else {}
+    if not normalize:
+        defaults["normalize_rewards"] = False
     store.write_agent_params(name, AgentParams(model_configuration=env_params.shape().default(), **defaults))
     source = (STAY_ALIVE if car == "classic" else RACING).format(scale=scale)
     store.write_training_params(name, TrainingParams(learning_algorithm=algorithm, reward_function=source))
@@ -135,27 +137,31 @@ def table_cell(store: SessionStore, algorithm: str, car: str, scale: int, budget
             "throughput": finished.steps / max(trained, 1e-9), "episodes": finished.episodes}
 
 
-def run_table(store: SessionStore, budget: float, check_every: float, seeds: int) -> None:
+def run_table(store: SessionStore, budget: float, check_every: float, seeds: int,
+              without_normalization: bool = False) -> None:
     print(f"4. laps on the unseen evaluation track 1 (of 5 greedy trials) and the training time to the first "
           f"check with >= 4 (checked every {check_every:g} s; budget {budget:g} s)")
-    print(f"   {'algorithm':9s} {'car':10s} {'reward':6s} {'laps':>5s} {'time':>8s} {'best lap':>9s} "
+    print(f"   {'algorithm':9s} {'car':10s} {'reward':9s} {'laps':>5s} {'time':>8s} {'best lap':>9s} "
           f"{'steps/s':>9s}  episodes")
     times: dict[tuple[str, str, int], list[float | None]] = {}
-    for algorithm, car in CELLS:
-        for scale in (1, 1_000_000):
-            for seed in range(seeds):
-                cell = table_cell(store, algorithm, car, scale, budget, check_every, seed)
-                passed = cell["passed"]
+    rows = [(algorithm, car, scale, True) for algorithm, car in CELLS for scale in (1, 1_000_000)]
+    if without_normalization:  # what a learner got before rewards were normalized
+        rows += [(algorithm, car, scale, False) for algorithm, car in CELLS for scale in (1, 1_000_000)]
+    for algorithm, car, scale, normalize in rows:
+        for seed in range(seeds):
+            cell = table_cell(store, algorithm, car, scale, budget, check_every, seed, normalize)
+            passed = cell["passed"]
+            if normalize:
                 times.setdefault((algorithm, car, scale), []).append(passed[0] if passed else None)
-                if passed:
-                    laps_text, time_text, lap = f"{passed[1]}/5", f"{passed[0]:.1f} s", f"{passed[2]:.1f} s"
-                else:
-                    best = cell["best"]
-                    laps_text, time_text = f"{best[0]}/5", f"> {cell['trained']:.0f} s"
-                    lap = f"{best[1]:.1f} s" if best[0] else "-"
-                factor = "x1" if scale == 1 else "x10^6"
-                print(f"   {algorithm.upper():9s} {car:10s} {factor:6s} {laps_text:>5s} {time_text:>8s} "
-                      f"{lap:>9s} {cell['throughput']:>9,.0f}  {cell['episodes']}", flush=True)
+            if passed:
+                laps_text, time_text, lap = f"{passed[1]}/5", f"{passed[0]:.1f} s", f"{passed[2]:.1f} s"
+            else:
+                best = cell["best"]
+                laps_text, time_text = f"{best[0]}/5", f"> {cell['trained']:.0f} s"
+                lap = f"{best[1]:.1f} s" if best[0] else "-"
+            factor = ("x1" if scale == 1 else "x10^6") + ("" if normalize else " raw")
+            print(f"   {algorithm.upper():9s} {car:10s} {factor:9s} {laps_text:>5s} {time_text:>8s} "
+                  f"{lap:>9s} {cell['throughput']:>9,.0f}  {cell['episodes']}", flush=True)
     print("   x10^6 against x1 (time to >= 4/5 laps, mean over seeds; goal: within 25 %):")
     for algorithm, car in CELLS:
         one, million = times[(algorithm, car, 1)], times[(algorithm, car, 1_000_000)]
@@ -199,13 +205,16 @@ def main() -> None:
     parser.add_argument("--table-budget", type=float, default=60.0, help="seconds of training per cell")
     parser.add_argument("--table-check-every", type=float, default=1.0)
     parser.add_argument("--seeds", type=int, default=1, help="table: runs per cell")
+    parser.add_argument("--without-normalization", action="store_true",
+                        help="table: also each cell with normalize_rewards off (rows marked raw)")
     parser.add_argument("--throughput-seconds", type=float, default=20.0, help="section 5: seconds per car")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as home:
         store = SessionStore(home)
         if args.table:
-            run_table(store, args.table_budget, args.table_check_every, args.seeds)
+            run_table(store, args.table_budget, args.table_check_every, args.seeds,
+                      args.without_normalization)
             ppo_throughput(store, args.throughput_seconds)
             return
         print("1. defaults of the original UI, track 1")
@@ -242,7 +251,8 @@ def main() -> None:
         unseen = laps(trainer.policy, 1, mode="evaluation")
         print(f"   evaluation track (never seen): {unseen[0]}/5 laps, {unseen[1]:.0f} % mean progress")
         print()
-        run_table(store, args.table_budget, args.table_check_every, args.seeds)
+        run_table(store, args.table_budget, args.table_check_every, args.seeds,
+                      args.without_normalization)
         ppo_throughput(store, args.throughput_seconds)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 
 import httpx
@@ -168,7 +169,8 @@ def test_a_continuous_ppo_session_trains_evaluates_exports_and_pushes_through_th
 
 
 def test_the_live_view_drives_the_continuous_car_with_ppos_policy(api: httpx.Client, server) -> None:
-    session = racing_session(api, server, episodes=100_000)
+    session = "live_" + uuid.uuid4().hex[:10]
+    assert api.post(f"{V1}/create_session", params={"session_id": session}).status_code == 200
     answer = api.post(f"{V1}/write_env_params", json={"session_id": session, "environment_world": 2,
                                                       "car_speed": 60, "action_space": "continuous",
                                                       "speed_range": "1:3"})
@@ -179,10 +181,17 @@ def test_the_live_view_drives_the_continuous_car_with_ppos_policy(api: httpx.Cli
     assert api.post(f"{V1}/write_training_params", json={
         "session_id": session, "learning_algorithm": "ppo", "enable_wandb": False,
         "reward_function": SPEEDY}).status_code == 200
+    from test_training import wait_for
+
+    assert api.post(f"{V1}/train", params={"session_id": session}).status_code == 200
+    wait_for(api, session, ("running",))
+    deadline = time.monotonic() + 60
+    while api.get(f"{V1}/jobs/{session}").json()["layers"] is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # the worker says which network it trains once it has started
+    assert api.get(f"{V1}/jobs/{session}").json()["layers"] == [[6, 16], [16, 2]]
     with api.stream("GET", f"{V1}/stream", params={"session_id": session}) as response:
         assert response.status_code == 200
-        frames = read_parts(response, 3)
+        frames = read_parts(response, 3)  # the worker's actor drives: its outputs mapped onto the bounds
     assert len(frames) == 3 and all(frame[:2] == b"\xff\xd8" for frame in frames)
-    job = api.get(f"{V1}/jobs/{session}").json()
-    assert job["state"] == "running" and job["layers"] == [[6, 16], [16, 2]]
+    assert api.get(f"{V1}/jobs/{session}").json()["state"] == "running"
     api.get(f"{V1}/stop", params={"session_id": session})
