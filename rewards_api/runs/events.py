@@ -54,7 +54,7 @@ class EpisodeFinished(Event):
     score: float
     record: float
     mean_score: float
-    epsilon: float
+    epsilon: float | None  # DQN's exploration rate; None for PPO, which explores by sampling its policy
     steps: int  # environment steps so far, all cars together
     elapsed: float  # seconds of this run
     lap_complete: bool

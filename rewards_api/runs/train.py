@@ -316,7 +316,7 @@ class Trainer:
             emit(FrameReady(jpeg=encode_jpeg(self.envs[0].render_car_frame(0)), episode=self.episodes,
                             score=float(self.envs[0].core.score[0])))
 
-    def _episodes_ended(self, emit: EventHandler, info: dict, done: np.ndarray, epsilon: float,
+    def _episodes_ended(self, emit: EventHandler, info: dict, done: np.ndarray, epsilon: float | None,
                         index: int) -> None:
         for car in np.flatnonzero(done):
             if self.episodes >= self.target_episodes:  # episodes past the target (other tracks' cars too)
@@ -380,12 +380,13 @@ class Trainer:
             self.observations[index] = next_observations
             self.steps += env.num_envs
             if done.any():
-                self._episodes_ended(emit, info, done, 0.0, index)
+                self._episodes_ended(emit, info, done, None, index)
         if agent.record(learned, ends):
             agent.update(np.concatenate(self.observations), self.rng)
         return self.episodes - episodes_before
 
-    def _episode_finished(self, emit: EventHandler, info: dict, car: int, epsilon: float, track: str) -> None:
+    def _episode_finished(self, emit: EventHandler, info: dict, car: int, epsilon: float | None,
+                          track: str) -> None:
         final = info["final_info"]
         score = score_value(final["score"][car])
         self.episodes += 1
@@ -402,7 +403,8 @@ class Trainer:
         self._dirty = True
         emit(EpisodeFinished(
             episode=self.episodes, score=score, record=score_value(self.record), mean_score=mean,
-            epsilon=round(epsilon, 4), steps=self.steps, elapsed=round(self._elapsed(), 3),
+            epsilon=None if epsilon is None else round(epsilon, 4), steps=self.steps,
+            elapsed=round(self._elapsed(), 3),
             lap_complete=bool(final["lap_complete"][car]), progress=round(float(final["progress"][car]), 2),
             track=track,
         ))

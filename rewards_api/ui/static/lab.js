@@ -37,7 +37,8 @@ window.rewardsLab = (function () {
       means.push([event.episode, event.mean_score]);
       text(options.episode, `${event.episode} / ${total}`);
       text(options.record, Number(event.record).toFixed(1));
-      text(options.epsilon, Number(event.epsilon).toFixed(3));
+      // PPO explores by sampling its policy: no epsilon (null).
+      text(options.epsilon, event.epsilon === null ? "—" : Number(event.epsilon).toFixed(3));
       const now = performance.now();
       if (last === null) {
         last = { steps: event.steps, time: now };
