@@ -760,6 +760,10 @@ OPTIONAL_AGENT_KEYS: tuple[str, ...] = (*PPO_KEYS, "normalize_rewards")
 MAX_BATCH_SIZE = 65_536
 MAX_EPOCHS = 100
 MAX_ROLLOUT_LENGTH = 4096
+_WHOLE_NUMBERS: dict[str, tuple[int, int]] = {
+    "num_episodes": (1, MAX_EPISODES), "batch_size": (16, MAX_BATCH_SIZE), "num_epochs": (1, MAX_EPOCHS),
+    "rollout_length": (4, MAX_ROLLOUT_LENGTH)}
+"""agent_params.json's whole numbers and their ranges."""
 PPO_DEFAULTS: dict[str, Any] = {"learning_rate": 0.0003, "num_episodes": 30_000}
 """What a new PPO session is given where DQN's defaults do not suit it (the CLI's ``create`` and the lab
 fill them in; stored values are never changed): DeepRacer's learning rate (DQN's is the original's 0.01),
@@ -790,13 +794,13 @@ class AgentParams(BaseModel):
     normalize_rewards: bool = Field(True, description=(
         "Divide rewards by a running estimate of the return's standard deviation before learning (both "
         "algorithms), so that the reward function's scale does not matter; scores stay in its units."))
-    batch_size: int = Field(4096, description="PPO: samples per gradient step (16 to 65536).")
-    num_epochs: int = Field(4, description="PPO: passes over each rollout (1 to 100).")
-    beta_entropy: float = Field(0.01, description="PPO: weight of the entropy bonus, from 0 to 1.")
-    rollout_length: int = Field(32, description=(
+    batch_size: int = Field(PPOParams.batch_size, description="PPO: samples per gradient step (16 to 65536).")
+    num_epochs: int = Field(PPOParams.num_epochs, description="PPO: passes over each rollout (1 to 100).")
+    beta_entropy: float = Field(PPOParams.beta_entropy, description="PPO: the entropy bonus' weight, 0 to 1.")
+    rollout_length: int = Field(PPOParams.rollout_length, description=(
         "PPO: steps each car drives between two updates (4 to 4096); an update learns from all cars' steps."))
-    clip_range: float = Field(0.2, description="PPO: the clipping of the policy ratio, above 0, at most 1.")
-    gae_lambda: float = Field(0.95, description="PPO: GAE's lambda, from 0 to 1.")
+    clip_range: float = Field(PPOParams.clip_range, description="PPO: the policy ratio's clip, in (0, 1].")
+    gae_lambda: float = Field(PPOParams.gae_lambda, description="PPO: GAE's lambda, from 0 to 1.")
 
     @model_validator(mode="before")
     @classmethod
@@ -834,30 +838,16 @@ class AgentParams(BaseModel):
         as_fraction(name, value)
         return _number(name, value, _FRACTION)
 
-    @field_validator("num_episodes", mode="before")
+    @field_validator(*_WHOLE_NUMBERS, mode="before")
     @classmethod
-    def _check_episodes(cls, value: Any) -> int:
-        return _integer("num_episodes", value, 1, MAX_EPISODES)
+    def _check_whole_number(cls, value: Any, info: pydantic.ValidationInfo) -> int:
+        name = info.field_name or "value"
+        return _integer(name, value, *_WHOLE_NUMBERS[name])
 
     @field_validator("normalize_rewards", mode="before")
     @classmethod
     def _check_normalize(cls, value: Any) -> bool:
         return _bool("normalize_rewards", value)
-
-    @field_validator("batch_size", mode="before")
-    @classmethod
-    def _check_batch(cls, value: Any) -> int:
-        return _integer("batch_size", value, 16, MAX_BATCH_SIZE)
-
-    @field_validator("num_epochs", mode="before")
-    @classmethod
-    def _check_epochs(cls, value: Any) -> int:
-        return _integer("num_epochs", value, 1, MAX_EPOCHS)
-
-    @field_validator("rollout_length", mode="before")
-    @classmethod
-    def _check_rollout(cls, value: Any) -> int:
-        return _integer("rollout_length", value, 4, MAX_ROLLOUT_LENGTH)
 
     @field_validator("beta_entropy", "gae_lambda", mode="before")
     @classmethod

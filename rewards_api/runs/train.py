@@ -1,8 +1,10 @@
-"""Training a session's agent: many cars at once, DQN updates, events, and everything persisted.
+"""Training a session's agent: many cars at once, DQN or PPO updates, events, and everything persisted.
 
 A run reads the session's parameters from the store, drives ``num_cars`` cars (split over the
-training tracks) through the native vector env, and learns from every car's transitions. It keeps the
-session's files current as it goes:
+training tracks; by default 64 for DQN, 256 for PPO) through the native vector env, and learns from every
+car's transitions with the session's ``learning_algorithm`` (``rewards_api.agents.dqn`` or ``.ppo``),
+its rewards divided by the return's running scale unless ``normalize_rewards`` is off
+(``rewards_api.agents.normalize``). It keeps the session's files current as it goes:
 
 - ``training_metrics.json`` and ``model_history.json`` ``last_trained`` after each step in which
   episodes finished, at most every ``metrics_interval`` seconds, or 20 times what the last write took
@@ -25,8 +27,9 @@ A run starts in one of three ways (its entry's ``"start"``):
   its weights and optimizer carry on, the target becomes ``num_episodes`` more episodes, and
   exploration starts again at :data:`WARM_START_EPSILON_SHARE` of the session's ``epsilon``, decaying
   over those episodes as in a fresh run. The track may change between runs (same network shape).
-- ``"fresh"``: no usable checkpoint (none yet, the network's shape changed, or ``fresh`` was asked):
-  new weights; empty metrics, ``runs`` and ``last_trained``; the previous model.pth and checkpoint go.
+- ``"fresh"``: no usable checkpoint (none yet, the network's shape, the car or the learning algorithm
+  changed, or ``fresh`` was asked): new weights; empty metrics, ``runs`` and ``last_trained``; the previous
+  model.pth and checkpoint go. A change of algorithm says so in ``TrainingStarted.message``.
 
 For the racing car (a ``discrete`` or ``continuous`` session), ``model.pth`` is instead the network
 whose last ``num_cars`` episodes (of this run) had the best mean score: with speed to choose, one lucky
@@ -44,6 +47,7 @@ on, so the agent is never taught to fear the finish line.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import logging
@@ -249,22 +253,17 @@ class Trainer:
         counts = np.cumsum([0, *(env.num_envs for env in self.envs)])
         self.car_slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(counts)]
         high = self.envs[0].single_observation_space.high.tolist()
+        total = int(counts[-1])  # cars, over all tracks
         self.agent: DQNAgent | PPOAgent
         if self.setup.algorithm == "ppo":
-            space = self.envs[0].single_action_space
-            bounds = (space.low.tolist(), space.high.tolist()) if isinstance(space, gym.spaces.Box) else None
-            ppo = config.ppo
-            settings = PPOSettings(rollout_length=ppo.rollout_length, batch_size=ppo.batch_size,
-                                   num_epochs=ppo.num_epochs, beta_entropy=ppo.beta_entropy,
-                                   clip_range=ppo.clip_range, gae_lambda=ppo.gae_lambda)
+            settings = PPOSettings(**dataclasses.asdict(config.ppo))
             self.agent = PPOAgent(config.layers, config.learning_rate, config.optimizer, config.gamma,
-                                  config.loss_fn, int(counts[-1]), settings, seed=options.seed,
-                                  observation_high=high, action_bounds=bounds)
+                                  config.loss_fn, total, settings, seed=options.seed, observation_high=high,
+                                  action_bounds=action_bounds(self.setup.env))
         else:
             self.agent = DQNAgent(config.layers, config.learning_rate, config.loss_fn, config.optimizer,
                                   config.gamma, options.settings, seed=options.seed, observation_high=high)
             self.buffer = ReplayBuffer(options.settings.buffer_size, observation_size=len(high))
-        total = int(counts[-1])
         self.normalizer = RewardNormalizer(total, config.gamma) if config.normalize_rewards else None
         self.start_message: str | None = None  # why a new model started, when the user should know
         self.rng = np.random.default_rng(options.seed)

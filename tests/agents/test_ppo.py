@@ -204,3 +204,15 @@ def test_the_normalizer_state_restores_the_estimate() -> None:
     assert (restored.mean, restored.var, restored.count) == estimate
     assert restored.normalize(np.array([1e6])).tolist() == normalizer.normalize(np.array([1e6])).tolist()
     assert restored.returns.tolist() == [0.0] * 8  # a new run starts every car on a new episode
+
+
+def test_the_sessions_defaults_are_the_engines() -> None:
+    """agent_params.json's PPO defaults (params.PPOParams, what AgentParams fills in) are PPOSettings'."""
+    import dataclasses
+
+    from rewards_api.params import PPO_KEYS, AgentParams, PPOParams
+
+    session = dataclasses.asdict(PPOParams())
+    engine = dataclasses.asdict(PPOSettings())
+    assert set(session) == set(PPO_KEYS) and session == {key: engine[key] for key in session}
+    assert AgentParams().config().ppo == PPOParams()
