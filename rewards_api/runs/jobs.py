@@ -123,10 +123,11 @@ class JobState(str, Enum):
 class JobStatus:
     """A snapshot of one session's job (the manager hands out copies; changing one changes nothing).
 
-    ``pid`` is the worker's process id while it runs; ``layers`` the Q-network's ``[(in, out), ...]``
-    once the worker has started (what :meth:`JobManager.latest_weights` loads into, with
-    ``rewards_api.agents.dqn.QNetwork(layers)``). ``user`` names whose session it is (see
-    :func:`rewards_api.store.user_home`); the same session id may be trained by several users at once.
+    ``pid`` is the worker's process id while it runs; ``layers`` the driving network's ``[(in, out), ...]``
+    (DQN's Q-network or PPO's actor) once the worker has started (what :meth:`JobManager.latest_weights`
+    loads into, with ``rewards_api.agents.dqn.QNetwork(layers)``, given the continuous car's action
+    bounds). ``user`` names whose session it is (see :func:`rewards_api.store.user_home`); the same
+    session id may be trained by several users at once.
     """
 
     session_id: str
@@ -632,8 +633,9 @@ class JobManager:
             return job is not None and job.status.active
 
     def latest_weights(self, session_id: str, user: str | None = None) -> dict[str, torch.Tensor] | None:
-        """The newest Q-network ``state_dict`` (CPU tensors) of the session's latest job, or None before
-        its worker sent one. Load it into ``QNetwork(status(session_id).layers)``. Dropped when the job ends
+        """The newest driving network's ``state_dict`` (CPU tensors: DQN's Q-network or PPO's actor) of the
+        session's latest job, or None before its worker sent one. Load it into
+        ``QNetwork(status(session_id).layers)``. Dropped when the job ends
         (nothing draws with them then; the saved model is on disk). Do not modify the tensors: copy them."""
         with self._lock:
             job = self._jobs.get((user, session_id))
