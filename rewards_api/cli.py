@@ -1014,7 +1014,8 @@ def leaderboard_command(
         console.print("No evaluated sessions yet: rewards-api evaluate SESSION --mode evaluation")
         return
     table = Table(title="leaderboard · by laps, then best lap time, then progress on the evaluation track")
-    for column in ("rank", "user", "session", "laps", "best lap", "progress %", "car", "score", "from"):
+    for column in ("rank", "user", "session", "laps", "best lap", "progress %", "car", "algorithm", "score",
+                   "from"):
         table.add_column(column)
     for place, standing in enumerate(standings, 1):
         laps = "-" if standing.laps_completed is None else (
@@ -1023,7 +1024,7 @@ def leaderboard_command(
         table.add_row(str(place), standing.user or "(owner)", standing.session_id, laps,
                       standing.best_lap or "-",
                       "-" if standing.mean_progress is None else f"{standing.mean_progress:g}",
-                      standing.car or "-", f"{standing.score:g}", standing.source)
+                      standing.car or "-", standing.algorithm or "-", f"{standing.score:g}", standing.source)
     console.print(table)
 
 

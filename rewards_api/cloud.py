@@ -281,6 +281,8 @@ def _numbers(metrics: dict[str, Any]) -> dict[str, Any]:
         ok = _is_number(value) and value > 0 and (lapped or name == "reference_lap_time")
         numbers[name] = float(value) if ok else None
     numbers["car"] = metrics.get("car") if metrics.get("car") in scores.CARS else None
+    algorithm = metrics.get("algorithm")
+    numbers["algorithm"] = algorithm if algorithm in scores.ALGORITHMS else None
     return numbers
 
 
@@ -296,7 +298,8 @@ class Standing:
     ``profile`` is the user's object of a push made with one (see :func:`check_user_profile`). ``score``
     is the final evaluation score (shown, never ranked by); the rest is the evaluation track's: the best
     lap's time and its ratio to the reference from its start (seconds; ``None`` without a timed lap), the
-    track's reference lap time and the car (``classic``, ``discrete`` or ``continuous``).
+    track's reference lap time, the car (``classic``, ``discrete`` or ``continuous``) and the algorithm that
+    trained the model (``dqn`` or ``ppo``; ``None`` for an evaluation made before it was recorded).
     """
 
     session_id: str
@@ -312,6 +315,7 @@ class Standing:
     best_lap_ratio: float | None = None
     reference_lap_time: float | None = None
     car: str | None = None
+    algorithm: str | None = None
     profile: dict[str, Any] | None = field(default=None, compare=False)
 
     @property

@@ -13,8 +13,8 @@ import math
 import sys
 from typing import Any
 
-__all__ = ["CARS", "EVALUATION_TRACK", "MODES", "RANKED_BY", "SUMMARY_FIGURES", "clamp", "evaluation_summary",
-           "final_eval_score", "lap_text", "rank_key", "track_figures"]
+__all__ = ["ALGORITHMS", "CARS", "EVALUATION_TRACK", "MODES", "RANKED_BY", "SUMMARY_FIGURES", "clamp",
+           "evaluation_summary", "final_eval_score", "lap_text", "rank_key", "track_figures"]
 
 MODES = ("training", "evaluation")
 EVALUATION_TRACK = "1"
@@ -22,6 +22,8 @@ EVALUATION_TRACK = "1"
 CARS = ("classic", "discrete", "continuous")
 """The kinds of car (``rewards_api.envs.physics.ACTION_SPACES``, not imported here: it loads NumPy, and the
 CLI's leaderboard does not need it)."""
+ALGORITHMS = ("dqn", "ppo")
+"""The learning algorithms (``rewards_api.params.LEARNING_ALGORITHMS``)."""
 RANKED_BY = "laps completed, then best lap time, then progress on the evaluation track"
 """How every leaderboard orders its sessions (:func:`rank_key`), for the documentation of each."""
 _LARGEST = sys.float_info.max
@@ -79,7 +81,8 @@ def track_figures(metrics: Any) -> dict[str, Any] | None:
     """What the leaderboards keep of one track's evaluation metrics: ``num_trials`` (1-100), ``record``
     (finite), ``laps_completed`` (0..num_trials) and ``mean_progress`` (0-100 %), and, from evaluations
     that timed their laps, ``best_lap_time`` and ``reference_lap_time`` (seconds), ``best_lap_ratio`` (the
-    best lap over its start's reference) and ``car`` (its action space). ``None`` each when missing or out
+    best lap over its start's reference), ``car`` (its action space) and ``algorithm`` (what trained the
+    model evaluated: dqn or ppo). ``None`` each when missing or out
     of range (an evaluation made before lap times were recorded has none, and ranks by laps and progress);
     ``None`` for a track not evaluated or whose record or trials are not numbers."""
     if not _evaluated(metrics):
@@ -93,17 +96,17 @@ def track_figures(metrics: Any) -> dict[str, Any] | None:
     laps_ok = isinstance(laps, int) and not isinstance(laps, bool) and 0 <= laps <= trials
     progress_ok = _is_number(progress) and 0 <= progress <= 100  # NaN fails both comparisons
     lapped = laps_ok and laps > 0  # a lap time without a lap is not one
-    car = metrics.get("car")
+    car, algorithm = metrics.get("car"), metrics.get("algorithm")
     return {"num_trials": trials, "record": clamp(record), "laps_completed": laps if laps_ok else None,
             "mean_progress": float(progress) if progress_ok else None,
             "best_lap_time": _positive(metrics.get("best_lap_time")) if lapped else None,
             "best_lap_ratio": _positive(metrics.get("best_lap_ratio")) if lapped else None,
             "reference_lap_time": _positive(metrics.get("reference_lap_time")),
-            "car": car if car in CARS else None}
+            "car": car if car in CARS else None, "algorithm": algorithm if algorithm in ALGORITHMS else None}
 
 
 SUMMARY_FIGURES = ("record", "laps_completed", "mean_progress", "num_trials", "best_lap_time",
-                   "best_lap_ratio", "reference_lap_time", "car")
+                   "best_lap_ratio", "reference_lap_time", "car", "algorithm")
 """The evaluation track's figures in a session's summary (:func:`evaluation_summary`)."""
 
 

@@ -96,7 +96,8 @@ def test_push_uploads_the_session_with_verified_checksums(aws: Any, store: Sessi
         **identity, "score": 120.0 / 4 + 10.0 / 2, "record": 120.0, "laps_completed": 2,
         "mean_progress": 80.0, "num_trials": 4, "model_configuration": "[[5, 9], [9, 3]]",
         # evaluated before lap times were recorded (the original's keys only): none
-        "best_lap_time": None, "best_lap_ratio": None, "reference_lap_time": None, "car": None}
+        "best_lap_time": None, "best_lap_ratio": None, "reference_lap_time": None, "car": None,
+        "algorithm": None}
 
 
 def test_an_upload_that_arrives_corrupted_is_sent_again(aws: Any, store: SessionStore, evaluated_session: Any,

@@ -29,7 +29,7 @@ from rewards_api.store import SessionStore, atomic_write_bytes
 ORIGINAL_KEYS = {"num_trials", "record", "mean_score", "laps_completed", "mean_progress",
                  "total_elapsed_time", "evaluated_at"}
 LAP_KEYS = {"completion_percent", "best_lap_time", "mean_lap_time", "off_track_count", "reference_lap_time",
-            "best_lap_ratio", "car"}
+            "best_lap_ratio", "car", "algorithm"}
 MILLIONS = "def reward_function(params):\n    return 1000000.0\n"
 ALIVE = "def reward_function(params):\n    return 1.0\n"
 TIMES = "\N{MULTIPLICATION SIGN}"  # of "1.18x reference"
@@ -114,7 +114,7 @@ def test_lap_time_accounting_from_trial_results() -> None:
         TrialResult(score=2.0, lap_complete=True, progress=100.0, steps=200, time=20.05, start=4 * n // 5),
     ]
     figures = lap_metrics(results, track)
-    assert set(figures) == LAP_KEYS - {"car"}
+    assert set(figures) == LAP_KEYS - {"car", "algorithm"}
     assert figures["completion_percent"] == round((100 + 40 + 100 + 12.5 + 100) / 5, 2) == 70.5
     assert figures["best_lap_time"] == 16.4  # the third trial's: the fastest of the three laps
     assert figures["mean_lap_time"] == round((18.1 + 16.4 + 20.05) / 3, 2) == 18.18
@@ -289,7 +289,8 @@ def test_old_standings_and_documents_keep_working(store: SessionStore, evaluated
     store.record_evaluation("before", "training", "2", metrics(best=19.0))
     assert store.standing("before") == {"score": 8.0 + 100.0, "record": 40.0, "laps_completed": 2,
                                         "mean_progress": 70.0, "num_trials": 5, "best_lap_time": None,
-                                        "best_lap_ratio": None, "reference_lap_time": None, "car": None}
+                                        "best_lap_ratio": None, "reference_lap_time": None, "car": None,
+                                        "algorithm": None}
     card = CliRunner().invoke(app, ["--home", str(store.home), "info", "legacy"], env={"COLUMNS": "200"})
     assert card.exit_code == 0, card.output
 

@@ -415,7 +415,8 @@ def test_record_evaluation_writes_the_document_and_a_small_finite_standing(store
     standing = store.standing("huge")  # 1.7e308 + 1.7e308 is infinite: the largest float instead
     assert standing == {"score": 1.7976931348623157e308, "record": 1.7e308, "laps_completed": 1,
                         "mean_progress": 40.0, "num_trials": 1, "best_lap_time": None,  # not timed
-                        "best_lap_ratio": None, "reference_lap_time": None, "car": None}
+                        "best_lap_ratio": None, "reference_lap_time": None, "car": None,
+                        "algorithm": None}
     json.dumps(standing, allow_nan=False)
     assert store.paths("huge").standing.stat().st_size < 1024
     top_level = {path.stem for path in store.paths("huge").root.glob("*.json")}

@@ -122,6 +122,7 @@ class PushSummary(BaseModel):
     best_lap_ratio: float | None = None  # the best lap / the reference from its start
     reference_lap_time: float | None = None  # seconds: the evaluation track's, from the start line
     car: str | None = None  # classic, discrete or continuous
+    algorithm: str | None = None  # dqn or ppo: what trained the model evaluated
     model_configuration: str | list[list[int]] | None
     user_profile: UserProfile | None = Field(None, description="The user's object, for a push made with one.")
 
@@ -177,6 +178,8 @@ class LeaderboardEntry(BaseModel):
                                              "its centre line.")
     car: Literal["classic", "discrete", "continuous"] | None = Field(description="The car evaluated (its "
                                                                      "action space; null: not recorded).")
+    algorithm: Literal["dqn", "ppo"] | None = Field(None, description="The learning algorithm that trained "
+                                                    "the model evaluated (null: not recorded).")
 
 
 class LeaderboardResponse(StatusResponse):

@@ -21,7 +21,8 @@ from .frame import (
 
 LEADERBOARD_COLUMNS = (("rank", "#"), ("who", "User"), ("session_id", "Model"), ("laps", "Laps"),
                        ("best_lap", "Best lap"), ("progress", "Progress"), ("car", "Car"),
-                       ("score", "Score (its reward's units)"), ("source", "From"))
+                       ("algorithm", "Algorithm"), ("score", "Score (its reward's units)"),
+                       ("source", "From"))
 """The leaderboard's columns, in the order it ranks by: laps, best lap, progress (on the unseen track)."""
 
 
@@ -93,6 +94,7 @@ async def leaderboard_page(request: Request) -> RedirectResponse | None:
                      else f"{entry['laps_completed']} / {entry['num_trials']}"),
             "best_lap": lap_text(entry.get("best_lap_time"), entry.get("best_lap_ratio")) or "—",
             "car": entry.get("car") or "—",
+            "algorithm": (entry.get("algorithm") or "—").upper(),
             "progress": "—" if entry["mean_progress"] is None else f"{entry['mean_progress']:.0f} %",
             "source": "this server" if entry["source"] == "local" else "shared bucket",
         } for entry in answer["leaderboard"]]

@@ -162,7 +162,7 @@ def test_evaluation_records_its_metrics_in_the_seed_shape(store: SessionStore) -
     assert set(metrics) == {"num_trials", "record", "mean_score", "laps_completed", "mean_progress",
                             "total_elapsed_time", "evaluated_at",  # the original's, then the lap figures
                             "completion_percent", "best_lap_time", "mean_lap_time", "off_track_count",
-                            "reference_lap_time", "best_lap_ratio", "car"}
+                            "reference_lap_time", "best_lap_ratio", "car", "algorithm"}
     assert datetime.strptime(metrics["evaluated_at"], "%Y-%m-%d %H:%M:%S.%f") <= datetime.now()
     assert metrics["num_trials"] == 3 and 0 <= metrics["laps_completed"] <= 3
     assert metrics["record"] >= metrics["mean_score"] and 0 <= metrics["mean_progress"] <= 100

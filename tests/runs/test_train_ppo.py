@@ -210,3 +210,17 @@ def test_the_model_history_and_card_name_the_algorithm_and_a_switch_is_explained
     assert card["model"]["algorithm"] == "ppo" and card["model"]["normalize_rewards"] is True
     assert card["model"]["ppo"] == {"batch_size": 4096, "num_epochs": 4, "beta_entropy": 0.01,  # defaults
                                     "rollout_length": 32, "clip_range": 0.2, "gae_lambda": 0.95}
+
+
+def test_evaluations_and_leaderboards_name_the_algorithm_that_trained_the_model(store: SessionStore) -> None:
+    from rewards_api.cloud import local_leaderboard
+
+    name = make_session(store, episodes=20)
+    run(store, name)
+    metrics = evaluate(store, name, mode="evaluation", track=1, num_trials=1)
+    assert metrics["algorithm"] == "ppo" and metrics["car"] == "continuous"
+    # Switched to DQN but not trained again: the model evaluated is still PPO's.
+    store.write_training_params(name, TrainingParams(learning_algorithm="dqn"))
+    assert store.standing(name)["algorithm"] == "ppo"
+    (standing,) = local_leaderboard(store.home)
+    assert standing.algorithm == "ppo" and standing.entry()["algorithm"] == "ppo"

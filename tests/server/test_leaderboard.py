@@ -119,7 +119,7 @@ def test_push_an_evaluated_session_then_both_leaderboards_rank_it(classroom: Cla
     assert best == {"rank": 2, "user": "alice", "session_id": "zoom", "score": 200.0, "record": 1000.0,
                     "laps_completed": 5, "mean_progress": 100.0, "num_trials": 5, "source": "local",
                     "pushed_at": None, "best_lap_time": None, "best_lap_ratio": None,
-                    "reference_lap_time": None, "car": None}  # evaluated before lap times
+                    "reference_lap_time": None, "car": None, "algorithm": None}  # evaluated before lap times
     assert owner.get(f"{V1}/leaderboard").json() == board
 
 

@@ -77,7 +77,7 @@ def test_a_million_a_step_that_never_laps_ranks_below_a_car_that_laps(launch: An
                      "record": lapped["record"], "laps_completed": 5, "mean_progress": 100.0, "num_trials": 5,
                      "source": "local", "pushed_at": None, "best_lap_time": lapped["best_lap_time"],
                      "best_lap_ratio": lapped["best_lap_ratio"],
-                     "reference_lap_time": lapped["reference_lap_time"], "car": "classic"}
+                     "reference_lap_time": lapped["reference_lap_time"], "car": "classic", "algorithm": "dqn"}
     assert second["best_lap_time"] is None and second["car"] is None and second["laps_completed"] == 1
     assert third["score"] == scores["millions"] and third["best_lap_time"] is None
 
