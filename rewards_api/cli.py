@@ -455,7 +455,7 @@ def set_command(
         fail(f"nothing to change: give the new values, e.g. rewards-api set {session} --reward-file F.py "
              "--lr 0.005 (rewards-api set --help lists the flags)")
     store = _store(ctx)
-    trained = False  # the session has a model or a checkpoint (read while the training mark is held)
+    trained_by: str | None = None  # what trained its model, if any (read while the training mark is held)
     changing = _training_mark(store, session, "changing its parameters")
     with user_errors(_parameter_flags(reward_file)), changing:
         stored = store.all_params(session)
@@ -500,8 +500,7 @@ def set_command(
             store.write_agent_params(session, agent)
             changed += [PARAMETER_FLAGS[name] for name in agent_changes]
         if training is not None:
-            paths = store.paths(session)
-            trained = paths.model.exists() or paths.resume_checkpoint.exists()
+            trained_by = store.trained_algorithm(session)
             store.write_training_params(session, training)
             if training.reward_function != stored_training.get("reward_function"):
                 changed.append("--reward-file")
@@ -511,7 +510,10 @@ def set_command(
     console.print(f"Changed {', '.join(changed)} of session [bold]{escape(session)}[/]; its model and "
                   f"metrics are kept. See it with: rewards-api info {session}", highlight=False)
     if new_algorithm != was:
-        _algorithm_notes(session, was, new_algorithm, trained, agent or stored_agent, car)
+        # A new model only if the algorithm differs from the one that trained the model (set ppo then dqn
+        # again before training: the DQN model carries on).
+        _algorithm_notes(session, trained_by or was, new_algorithm,
+                         trained_by is not None and trained_by != new_algorithm, agent or stored_agent, car)
     final_space = env.action_space if env is not None else _env_or_default(stored_env).action_space
     if final_space == "continuous" and new_algorithm == "dqn":
         console.print(f"Session {session!r} drives the continuous car, which DQN cannot train: add "

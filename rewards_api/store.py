@@ -773,6 +773,17 @@ class SessionStore:
             atomic_write_json(paths.standing, standing)
         return document
 
+    def trained_algorithm(self, session_id: str) -> str | None:
+        """The learning algorithm that trained the session's model (``model_history.json``
+        ``last_trained.algorithm``; absent: ``dqn``, the original's), or ``None`` while it has no model
+        and no resume checkpoint."""
+        paths = self.paths(session_id)
+        if not (paths.model.exists() or paths.resume_checkpoint.exists()):
+            return None
+        trained = self.read(session_id, "model_history").get("last_trained")
+        algorithm = trained.get("algorithm") if isinstance(trained, dict) else None
+        return algorithm if algorithm in ("dqn", "ppo") else "dqn"
+
     def standing(self, session_id: str) -> dict[str, Any] | None:
         """The session's summary for the leaderboards (``score``, and ``record``, ``laps_completed``,
         ``mean_progress``, ``num_trials`` on the evaluation track), from its evaluations on this server;

@@ -35,7 +35,7 @@ from .events import Event, TrialFinished, score_value
 from .train import SessionSetup, action_bounds, load_setup, observation_high
 
 __all__ = ["DEFAULT_TRIALS", "CarPose", "ModelNotTrained", "TrialResult", "evaluate", "final_eval_score",
-           "greedy_trials", "lap_metrics", "load_best_model", "trained_algorithm"]
+           "greedy_trials", "lap_metrics", "load_best_model"]
 
 DEFAULT_TRIALS = 5  # the CLI repeats this default so that it need not import PyTorch
 
@@ -94,14 +94,6 @@ def load_best_model(store: SessionStore, session_id: str, setup: SessionSetup | 
             f"session {session_id!r}: model.pth was trained for another model_configuration than "
             f"{setup.agent.model_configuration}; train the session again"
         ) from exc
-
-
-def trained_algorithm(store: SessionStore, session_id: str) -> str:
-    """What trained the session's model.pth: model_history.json ``last_trained.algorithm`` (absent: dqn,
-    the original's)."""
-    trained = store.read(session_id, "model_history").get("last_trained")
-    algorithm = trained.get("algorithm") if isinstance(trained, dict) else None
-    return algorithm if algorithm in ("dqn", "ppo") else "dqn"
 
 
 def greedy_trials(network: QNetwork, env: gym.Env, num_trials: int,
@@ -213,7 +205,7 @@ def evaluate(
         "evaluated_at": datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f"),
         **lap_metrics(results, env.track),
         "car": options["action_space"],
-        "algorithm": trained_algorithm(store, session_id),
+        "algorithm": store.trained_algorithm(session_id),
     }
     store.record_evaluation(session_id, mode, str(track), metrics)
     return metrics

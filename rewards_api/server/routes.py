@@ -194,13 +194,8 @@ async def write_training_params(caller: CurrentCaller, store: Store, body: Train
 def algorithm_switch(store: SessionStore, session_id: str, algorithm: str) -> str | None:
     """What changing a trained session's learning algorithm to ``algorithm`` means, or None when it does
     not change it (or the session has no model yet)."""
-    trained = store.read(session_id, "model_history").get("last_trained")
-    if isinstance(trained, dict) and trained:
-        was = trained.get("algorithm", "dqn")  # what trained the model (absent: DQN, the original's)
-    else:
-        was = store.read(session_id, "training_params").get("learning_algorithm", "dqn")
-    paths = store.paths(session_id)
-    if was == algorithm or not (paths.model.exists() or paths.resume_checkpoint.exists()):
+    was = store.trained_algorithm(session_id)
+    if was is None or was == algorithm:
         return None
     return (f"learning_algorithm changes from {was} to {algorithm}: the next training starts a new "
             f"{algorithm} model (the {was} model, its metrics and checkpoint are kept until then)")
